@@ -1,1 +1,85 @@
-fn main() {}
+//! `cachebridge-dataplane`: parses the command line and runs `local`,
+//! `writer` or `reader` until Ctrl-C or SIGTERM.
+
+use cachebridge_dataplane::app::{self, Running};
+use cachebridge_dataplane::cli::{Cli, Role};
+use cachebridge_dataplane::telemetry;
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, &cli.log_level);
+    let (role, config) = match cli.into_config() {
+        Ok(parsed) => parsed,
+        Err(e) => return fail(&e),
+    };
+    let started = match role {
+        Role::ShowConfig => {
+            print!("{}", serde_yaml::to_string(&config).unwrap_or_default());
+            return ExitCode::SUCCESS;
+        }
+        Role::Local => app::start_local(&config).await,
+        Role::Writer => app::start_writer(&config).await,
+        Role::Reader => app::start_reader(&config).await,
+    };
+    let mut running = match started {
+        Ok(running) => running,
+        Err(e) => return fail(&e),
+    };
+    if role == Role::Local {
+        announce_local(&running, config.redis.url.is_some());
+    }
+    tokio::select! {
+        _ = running.wait() => {
+            tracing::error!("stopping: a component failed");
+            ExitCode::FAILURE
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn announce_local(running: &Running, external: bool) {
+    if let Some(addr) = running.addr {
+        let store = if external {
+            "your Redis"
+        } else {
+            "an embedded in-memory store"
+        };
+        println!("CacheBridge local is running on {store}.");
+        println!("  dashboard: http://{addr}/");
+        println!(
+            "  API:       http://{addr}/api/v1/market/overview  (also /tickers, /movers, /api/v1/signals, /api/v1/dashboard)"
+        );
+        println!("  ingest:    curl -X POST --data-binary @ticks.ndjson http://{addr}/ingest");
+        println!("  metrics:   http://{addr}/metrics");
+        println!("Press Ctrl-C to stop.");
+    }
+}
+
+fn fail(e: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,323 @@
+//! Assembles writers, readers and `local` from a [`Config`]: which tiers
+//! exist, which tasks run, which ports listen. The binary and the tests
+//! start processes through these functions only, so tests exercise the
+//! same wiring users run.
+
+use crate::cache::TieredCache;
+use crate::cache::l1;
+use crate::cache::l2_memcached::Memcached;
+use crate::cache::l3::L3;
+use crate::cache::l3::memory::MemoryStore;
+use crate::cache::l3::redis::{RedisStore, RedisTarget};
+use crate::config::{Config, Source};
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::reader::Reader;
+use crate::reader::coherence::Coherence;
+use crate::writer::publisher::Publisher;
+use crate::writer::{self, ingest, sources};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// Environment variable holding the Redis password (from a Secret).
+pub const REDIS_PASSWORD_ENV: &str = "CACHEBRIDGE_REDIS_PASSWORD";
+
+/// Why a process could not start, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file"
+    )]
+    NoRedis { role: &'static str },
+    #[error("cannot use Redis at {url}: {reason}")]
+    Redis { url: String, reason: String },
+    #[error("cannot read the Redis password file {path}: {source}")]
+    PasswordFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Replay(#[from] sources::ReplayError),
+}
+
+/// The shared tiers of one bridge, as this process sees them.
+pub struct Tiers {
+    pub keys: Keys,
+    pub l3: Arc<L3>,
+    pub l2: Option<Memcached>,
+}
+
+impl Tiers {
+    /// Redis if configured, else (only where allowed) the embedded store.
+    pub fn connect(
+        config: &Config,
+        role: &'static str,
+        allow_embedded: bool,
+    ) -> Result<Tiers, StartError> {
+        config.validate()?;
+        let keys = Keys::new(config.key_prefix());
+        let l3 = match &config.redis.url {
+            Some(url) => L3::Redis(redis_store(config, url, keys.clone())?),
+            None if allow_embedded => L3::Memory(MemoryStore::new(
+                keys.clone(),
+                usize::try_from(config.coherence.stream_max_len).unwrap_or(usize::MAX),
+            )),
+            None => return Err(StartError::NoRedis { role }),
+        };
+        let l2 = (!config.memcached.servers.is_empty()).then(|| {
+            Memcached::new(
+                config.memcached.servers.clone(),
+                config.cache.tier_timeout,
+                config.cache.l2_ttl,
+            )
+        });
+        Ok(Tiers {
+            keys,
+            l3: Arc::new(l3),
+            l2,
+        })
+    }
+
+    /// A second view of the same tiers (same L3 handle, own L2 pool).
+    fn share(&self, config: &Config) -> Tiers {
+        Tiers {
+            keys: self.keys.clone(),
+            l3: Arc::clone(&self.l3),
+            l2: self.l2.as_ref().map(|m| {
+                Memcached::new(
+                    m.servers().to_vec(),
+                    config.cache.tier_timeout,
+                    config.cache.l2_ttl,
+                )
+            }),
+        }
+    }
+}
+
+fn redis_store(config: &Config, url: &str, keys: Keys) -> Result<RedisStore, StartError> {
+    let password = redis_password(config)?;
+    let target = RedisTarget {
+        url,
+        username: config.redis.username.as_deref(),
+        password: password.as_deref(),
+    };
+    RedisStore::new(
+        target,
+        keys,
+        config.cache.tier_timeout,
+        config.cache.l3_ttl,
+        config.coherence.stream_max_len,
+    )
+    .map_err(|e| StartError::Redis {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The password comes from a file (a mounted Secret) or the environment;
+/// never from the config file or a flag, which end up in logs and ConfigMaps.
+fn redis_password(config: &Config) -> Result<Option<String>, StartError> {
+    if let Some(path) = &config.redis.password_file {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    Ok(std::env::var(REDIS_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty()))
+}
+
+/// A running reader, writer or `local`; its tasks stop when it is dropped.
+pub struct Running {
+    /// Where the HTTP server listens (the API, or ingest for a writer).
+    pub addr: Option<SocketAddr>,
+    pub reader: Option<Reader>,
+    pub metrics: Arc<Metrics>,
+    pub tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until a task ends (they run forever, so: until one fails).
+    pub async fn wait(&mut self) {
+        if let Some(Err(e)) = self.tasks.join_next().await {
+            tracing::error!(error = %e, "a task stopped unexpectedly");
+        }
+    }
+}
+
+/// Builds the reader side over given tiers (used by `reader` and `local`).
+pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Reader {
+    let l1 = l1::build(config.cache.l1_max_bytes, config.cache.l1_ttl);
+    let breakers = (config.cache.breaker_failures, config.cache.breaker_cooldown);
+    let cache = Arc::new(TieredCache::new(
+        tiers.keys,
+        l1,
+        tiers.l2,
+        tiers.l3,
+        breakers,
+        Arc::clone(&metrics),
+    ));
+    let coherence = Coherence::new(
+        Arc::clone(&cache),
+        Arc::clone(&metrics),
+        config.coherence.heartbeat_interval,
+    );
+    Reader {
+        cache,
+        coherence,
+        metrics,
+        staleness_budget: config.cache.staleness_budget,
+    }
+}
+
+/// Starts a reader: the API on `reader.listen` and the coherence follower.
+pub async fn start_reader(config: &Config) -> Result<Running, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let tiers = Tiers::connect(config, "the reader", false)?;
+    let reader = build_reader(config, tiers, Arc::clone(&metrics));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(Arc::clone(&reader.coherence).run());
+    let addr = serve(&mut tasks, config.reader.listen, reader.clone().router()).await?;
+    tracing::info!(%addr, "reader listening");
+    Ok(Running {
+        addr: Some(addr),
+        reader: Some(reader),
+        metrics,
+        tasks,
+    })
+}
+
+/// Starts a writer: its source, the publish loop and, if configured, ingest.
+pub async fn start_writer(config: &Config) -> Result<Running, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let tiers = Tiers::connect(config, "the writer", false)?;
+    let mut tasks = JoinSet::new();
+    let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;
+    let addr = match config.writer.ingest_listen {
+        Some(listen) => {
+            let router = ingest::router(book, Arc::clone(&metrics))
+                .merge(metrics_router(Arc::clone(&metrics)));
+            let addr = serve(&mut tasks, listen, router).await?;
+            tracing::info!(%addr, "ingest listening: POST /ingest");
+            Some(addr)
+        }
+        None => None,
+    };
+    Ok(Running {
+        addr,
+        reader: None,
+        metrics,
+        tasks,
+    })
+}
+
+/// Writer and reader in one process, sharing one set of tiers; ingest is
+/// served beside the API.
+pub async fn start_local(config: &Config) -> Result<Running, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let tiers = Tiers::connect(config, "local", true)?;
+    let mut tasks = JoinSet::new();
+    let reader_tiers = tiers.share(config);
+    let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;
+    let reader = build_reader(config, reader_tiers, Arc::clone(&metrics));
+    tasks.spawn(Arc::clone(&reader.coherence).run());
+    let router = reader
+        .clone()
+        .router()
+        .merge(ingest::router(book, Arc::clone(&metrics)));
+    let addr = serve(&mut tasks, config.reader.listen, router).await?;
+    Ok(Running {
+        addr: Some(addr),
+        reader: Some(reader),
+        metrics,
+        tasks,
+    })
+}
+
+fn spawn_writer(
+    config: &Config,
+    tiers: Tiers,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<()>,
+) -> Result<writer::SharedBook, StartError> {
+    let book = writer::new_book();
+    let w = &config.writer;
+    match &w.source {
+        Source::Synthetic => {
+            tasks.spawn(sources::synthetic(
+                book.clone(),
+                w.seed,
+                w.symbols,
+                w.tick_rate,
+                Arc::clone(metrics),
+            ));
+        }
+        Source::Replay(path) => {
+            let ticks = sources::load_replay(path)?;
+            tracing::info!(path = %path.display(), ticks = ticks.len(), "replaying tick file");
+            tasks.spawn(sources::replay(
+                book.clone(),
+                ticks,
+                w.replay_speed,
+                Arc::clone(metrics),
+            ));
+        }
+        Source::None => tracing::info!("no built-in source: waiting for POST /ingest"),
+    }
+    let breaker = (config.cache.breaker_failures, config.cache.breaker_cooldown);
+    let publisher = Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        tiers.l2.map(Arc::new),
+        breaker,
+        Arc::clone(metrics),
+    );
+    tasks.spawn(writer::publish_loop(
+        book.clone(),
+        publisher,
+        config.clone(),
+    ));
+    Ok(book)
+}
+
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move { metrics.encode() }
+        }),
+    )
+}
+
+async fn serve(
+    tasks: &mut JoinSet<()>,
+    addr: SocketAddr,
+    router: Router,
+) -> Result<SocketAddr, StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,160 @@
+//! L2: a pool of Memcached servers shared by every reader replica.
+//!
+//! Keys are spread over the servers by rendezvous hashing on xxh3, a hash
+//! with a published, frozen definition: every process, build and Rust
+//! version sends a key to the same server (the memcache crate's default
+//! router hashes server names with std's `DefaultHasher`, which Rust does
+//! not promise to keep stable). Servers are resolved lazily, so a pool whose
+//! DNS names do not exist yet (pods still starting) does not stop a reader.
+
+use super::TierError;
+use bytes::Bytes;
+use memcache::exp::{AsyncMemcache, Router, Ttl};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Rendezvous (highest random weight) routing over xxh3.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StableRouter;
+
+impl StableRouter {
+    /// Index of the server that owns `key`.
+    pub fn pick(key: &[u8], servers: &[String]) -> usize {
+        let key_hash = xxh3_64(key);
+        let mut best = (0, 0u64);
+        for (index, server) in servers.iter().enumerate() {
+            let score = xxh3_64_with_seed(server.as_bytes(), key_hash);
+            if index == 0 || score > best.1 {
+                best = (index, score);
+            }
+        }
+        best.0
+    }
+}
+
+impl Router for StableRouter {
+    fn route(&self, key: &[u8], servers: &[String]) -> usize {
+        StableRouter::pick(key, servers)
+    }
+}
+
+/// The Memcached tier: lazily connected, every call bounded by a timeout.
+pub struct Memcached {
+    servers: Vec<String>,
+    timeout: Duration,
+    ttl: Duration,
+    client: OnceCell<AsyncMemcache>,
+}
+
+impl Memcached {
+    pub fn new(servers: Vec<String>, timeout: Duration, ttl: Duration) -> Self {
+        Memcached {
+            servers,
+            timeout,
+            ttl,
+            client: OnceCell::new(),
+        }
+    }
+
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    async fn client(&self) -> Result<&AsyncMemcache, TierError> {
+        self.client
+            .get_or_try_init(|| async {
+                AsyncMemcache::builder()
+                    .router(StableRouter)
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout)
+                    .connect_async(self.servers.iter().map(String::as_str))
+                    .await
+            })
+            .await
+            .map_err(|e| TierError::Unavailable(e.to_string()))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
+        let client = self.client().await?;
+        let value: Option<Vec<u8>> = bounded(self.timeout, client.get(key)).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    /// Unconditional store: the writer's path, always the newest version.
+    pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), TierError> {
+        let client = self.client().await?;
+        bounded(self.timeout, client.set(key, value, self.ttl())).await
+    }
+
+    /// Store only if absent: the reader's backfill, which must never
+    /// overwrite a newer value the writer stored in the meantime.
+    pub async fn add(&self, key: &str, value: &[u8]) -> Result<bool, TierError> {
+        let client = self.client().await?;
+        bounded(self.timeout, client.add(key, value, self.ttl())).await
+    }
+
+    /// Drops a value found to be corrupt or outdated.
+    pub async fn delete(&self, key: &str) -> Result<(), TierError> {
+        let client = self.client().await?;
+        bounded(self.timeout, client.delete(key)).await
+    }
+
+    fn ttl(&self) -> Ttl {
+        Ttl::secs(u32::try_from(self.ttl.as_secs().max(1)).unwrap_or(u32::MAX))
+    }
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = memcache::exp::Result<T>>,
+) -> Result<T, TierError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(TierError::Unavailable(e.to_string())),
+        Err(_) => Err(TierError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("memcached-{i}.memcached:11211"))
+            .collect()
+    }
+
+    #[test]
+    fn routing_is_pinned_to_the_hash_definition() {
+        // These indices were computed once and must never change: a change
+        // would send every key to another server after an upgrade.
+        let four = servers(4);
+        let picks: Vec<usize> = ["cb:default:local:v:market:overview", "a", "b", "AAPL"]
+            .iter()
+            .map(|k| StableRouter::pick(k.as_bytes(), &four))
+            .collect();
+        assert_eq!(picks, PINNED_PICKS);
+    }
+
+    #[test]
+    fn removing_a_server_moves_only_its_keys_and_load_is_balanced() {
+        let four = servers(4);
+        let mut three = four.clone();
+        three.remove(2);
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            let key = format!("key-{i}");
+            let before = StableRouter::pick(key.as_bytes(), &four);
+            counts[before] += 1;
+            let after = StableRouter::pick(key.as_bytes(), &three);
+            if before != 2 {
+                assert_eq!(three[after], four[before], "{key} moved needlessly");
+            }
+        }
+        assert!(counts.iter().all(|&c| c > 800), "unbalanced: {counts:?}");
+    }
+
+    const PINNED_PICKS: [usize; 4] = [3, 2, 3, 1];
+}

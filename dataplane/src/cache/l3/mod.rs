@@ -1,0 +1,146 @@
+//! L3: the source of truth, and the channel that keeps reader L1s coherent.
+//!
+//! Two implementations behind one enum: Redis for real deployments, and an
+//! embedded in-memory store so `local` runs with no server at all. Both give
+//! the same guarantees, which is why one set of writer and reader code
+//! serves both:
+//! - a value is replaced only by a newer version;
+//! - every accepted update gets the next sequence number and is announced as
+//!   `{key, version, seq}` on a pub/sub channel and in a capped stream;
+//! - a reader that missed announcements can replay them from the stream, or
+//!   learns that it cannot (the stream was trimmed past its position).
+
+pub mod memory;
+pub mod redis;
+
+use super::TierError;
+use crate::cache::envelope::Envelope;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// One accepted update, in coherence order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The logical key (without prefix), e.g. `market:ticker:AAPL`.
+    pub key: String,
+    pub version: u64,
+    pub seq: u64,
+}
+
+/// What readers hear on the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Event {
+    Update(Notice),
+    /// The writer's periodic "the latest sequence is `heartbeat`".
+    Heartbeat {
+        heartbeat: u64,
+    },
+}
+
+/// Result of offering a version to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Published {
+        seq: u64,
+    },
+    /// The store already holds this version or a newer one.
+    Outdated {
+        current: u64,
+    },
+}
+
+/// What a reader gets when it asks for the updates it missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Every update after the given sequence, in order (maybe none).
+    Notices(Vec<Notice>),
+    /// Some of them are gone from the stream; the reader must drop its L1.
+    Lost { current_seq: u64 },
+}
+
+/// Events until the connection ends; the end itself means "you may have
+/// missed something".
+pub type Subscription = BoxStream<'static, Event>;
+
+/// The source-of-truth store.
+pub enum L3 {
+    Redis(redis::RedisStore),
+    Memory(memory::MemoryStore),
+}
+
+impl L3 {
+    pub fn name(&self) -> &'static str {
+        match self {
+            L3::Redis(_) => "redis",
+            L3::Memory(_) => "memory",
+        }
+    }
+
+    /// Raw stored bytes of a physical key.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
+        match self {
+            L3::Redis(s) => s.get(key).await,
+            L3::Memory(s) => Ok(s.get(key)),
+        }
+    }
+
+    /// Stores `env` under the logical key if it is newer, and announces it.
+    pub async fn publish(
+        &self,
+        logical: &str,
+        env: &Envelope,
+    ) -> Result<PublishOutcome, TierError> {
+        match self {
+            L3::Redis(s) => s.publish(logical, env).await,
+            L3::Memory(s) => Ok(s.publish(logical, env)),
+        }
+    }
+
+    /// Announces the latest sequence, so readers notice silent losses.
+    pub async fn heartbeat(&self) -> Result<u64, TierError> {
+        match self {
+            L3::Redis(s) => s.heartbeat().await,
+            L3::Memory(s) => Ok(s.heartbeat()),
+        }
+    }
+
+    pub async fn current_seq(&self) -> Result<u64, TierError> {
+        match self {
+            L3::Redis(s) => s.current_seq().await,
+            L3::Memory(s) => Ok(s.current_seq()),
+        }
+    }
+
+    /// The updates after `seq`, or word that they cannot all be had.
+    pub async fn replay_after(&self, seq: u64) -> Result<Replay, TierError> {
+        match self {
+            L3::Redis(s) => s.replay_after(seq).await,
+            L3::Memory(s) => Ok(s.replay_after(seq)),
+        }
+    }
+
+    pub async fn subscribe(&self) -> Result<Subscription, TierError> {
+        match self {
+            L3::Redis(s) => s.subscribe().await,
+            L3::Memory(s) => Ok(s.subscribe()),
+        }
+    }
+
+    /// Stores a small JSON document (process statistics) with an expiry.
+    pub async fn put_stats(
+        &self,
+        key: &str,
+        json: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), TierError> {
+        match self {
+            L3::Redis(s) => s.put_stats(key, json, ttl).await,
+            L3::Memory(s) => {
+                s.put_raw(key, Bytes::copy_from_slice(json.as_bytes()));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The reader's read-through cache: L1 (in-process) → L2 (Memcached) →
+//! L3 (Redis, the source of truth), with backfill of the upper tiers.
+//!
+//! Three rules make it safe to serve from the fastest tier:
+//! - **version floors**: the coherence follower records the newest version
+//!   announced for each key; a value older than that is never served from,
+//!   or put into, L1, and an outdated L2 value falls through to L3;
+//! - **single flight**: concurrent misses on one key share one fetch (moka's
+//!   entry API), so a burst of requests costs the lower tiers one look-up;
+//! - **degrade, never fail**: each remote tier sits behind a timeout and a
+//!   circuit breaker; a tier that is down is skipped, and a value that does
+//!   not decode is counted and treated as a miss.
+
+pub mod breaker;
+pub mod envelope;
+pub mod l1;
+pub mod l2_memcached;
+pub mod l3;
+
+use crate::keys::Keys;
+use crate::metrics::{Metrics, Outcome, Tier, TierLabels};
+use breaker::Breaker;
+use envelope::Envelope;
+use l1::{Cached, L1};
+use l2_memcached::Memcached;
+use l3::L3;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Why a remote tier call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TierError {
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// A value found in some tier.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub env: Arc<Envelope>,
+    /// The tier that answered this request.
+    pub tier: Tier,
+}
+
+/// Why no value could be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Miss {
+    /// The source of truth answered: there is no such key (yet).
+    #[error("no data for this key")]
+    Absent,
+    /// The source of truth could not be asked, and no tier above it had the key.
+    #[error("the source of truth is unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// A remote tier with its circuit breaker.
+struct Guarded<T> {
+    tier: Tier,
+    inner: T,
+    breaker: Breaker,
+}
+
+impl<T> Guarded<T> {
+    fn new(tier: Tier, inner: T, (failures, cooldown): (u32, std::time::Duration)) -> Self {
+        Guarded {
+            tier,
+            inner,
+            breaker: Breaker::new(failures, cooldown),
+        }
+    }
+}
+
+/// The reader side of the cache.
+pub struct TieredCache {
+    keys: Keys,
+    l1: L1,
+    l2: Option<Guarded<Arc<Memcached>>>,
+    l3: Guarded<Arc<L3>>,
+    floors: Mutex<HashMap<String, u64>>,
+    metrics: Arc<Metrics>,
+}
+
+impl TieredCache {
+    pub fn new(
+        keys: Keys,
+        l1: L1,
+        l2: Option<Memcached>,
+        l3: Arc<L3>,
+        breakers: (u32, std::time::Duration),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        TieredCache {
+            keys,
+            l1,
+            l2: l2.map(|m| Guarded::new(Tier::L2, Arc::new(m), breakers)),
+            l3: Guarded::new(Tier::L3, l3, breakers),
+            floors: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    pub fn l3(&self) -> &Arc<L3> {
+        &self.l3.inner
+    }
+
+    pub fn has_l2(&self) -> bool {
+        self.l2.is_some()
+    }
+
+    /// The value of a logical key from the fastest tier that has a current one.
+    pub async fn get(&self, logical: &str) -> Result<Lookup, Miss> {
+        if let Some(found) = self.l1_get(logical).await {
+            return Ok(found);
+        }
+        // Twice at most: a newer version can be announced while we fetch.
+        let mut last = None;
+        for _ in 0..2 {
+            let entry = self
+                .l1
+                .entry(logical.to_owned())
+                .or_try_insert_with(self.fetch_below_l1(logical))
+                .await
+                .map_err(|e| (*e).clone())?;
+            let cached = entry.into_value();
+            if cached.env.version >= self.floor(logical) {
+                return Ok(Lookup {
+                    env: cached.env,
+                    tier: cached.origin,
+                });
+            }
+            self.l1.invalidate(logical).await;
+            last = Some(cached);
+        }
+        let cached = last.expect("the loop ran");
+        Ok(Lookup {
+            env: cached.env,
+            tier: cached.origin,
+        })
+    }
+
+    async fn l1_get(&self, logical: &str) -> Option<Lookup> {
+        let started = Instant::now();
+        let Some(cached) = self.l1.get(logical).await else {
+            self.metrics
+                .lookup(Tier::L1, Outcome::miss, Some(elapsed(started)));
+            return None;
+        };
+        if cached.env.version < self.floor(logical) {
+            self.metrics
+                .lookup(Tier::L1, Outcome::outdated, Some(elapsed(started)));
+            self.l1.invalidate(logical).await;
+            return None;
+        }
+        self.metrics
+            .lookup(Tier::L1, Outcome::hit, Some(elapsed(started)));
+        Some(Lookup {
+            env: cached.env,
+            tier: Tier::L1,
+        })
+    }
+
+    /// L2, then L3; runs once per key however many requests wait on it.
+    async fn fetch_below_l1(&self, logical: &str) -> Result<Cached, Miss> {
+        let physical = self.keys.value(logical);
+        let floor = self.floor(logical);
+        if let Some(l2) = &self.l2 {
+            if let Some(env) = self.fetch_l2(l2, &physical, floor).await {
+                return Ok(Cached {
+                    env: Arc::new(env),
+                    origin: Tier::L2,
+                });
+            }
+        }
+        let env = self.fetch_l3(&physical).await?;
+        if let Some(l2) = &self.l2 {
+            self.backfill_l2(l2, physical, &env);
+        }
+        Ok(Cached {
+            env: Arc::new(env),
+            origin: Tier::L3,
+        })
+    }
+
+    async fn fetch_l2(
+        &self,
+        l2: &Guarded<Arc<Memcached>>,
+        physical: &str,
+        floor: u64,
+    ) -> Option<Envelope> {
+        let raw = self.call(l2, l2.inner.get(physical)).await.ok()??;
+        match Envelope::decode(raw) {
+            Ok(env) if env.version >= floor => {
+                self.metrics.lookup(Tier::L2, Outcome::hit, None);
+                Some(env)
+            }
+            Ok(_) => {
+                self.metrics.lookup(Tier::L2, Outcome::outdated, None);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(key = physical, error = %e, "corrupt value in L2; dropping it");
+                self.metrics.lookup(Tier::L2, Outcome::corrupt, None);
+                let _ = l2.inner.delete(physical).await;
+                None
+            }
+        }
+    }
+
+    async fn fetch_l3(&self, physical: &str) -> Result<Envelope, Miss> {
+        let raw = self
+            .call(&self.l3, self.l3.inner.get(physical))
+            .await
+            .map_err(|e| Miss::Unreachable(e.to_string()))?
+            .ok_or(Miss::Absent)?;
+        match Envelope::decode(raw) {
+            Ok(env) => {
+                self.metrics.lookup(Tier::L3, Outcome::hit, None);
+                Ok(env)
+            }
+            Err(e) => {
+                tracing::warn!(key = physical, error = %e, "corrupt value in L3; serving a miss");
+                self.metrics.lookup(Tier::L3, Outcome::corrupt, None);
+                Err(Miss::Unreachable(format!(
+                    "the stored value is unreadable ({e})"
+                )))
+            }
+        }
+    }
+
+    /// Puts an L3 value into L2 without blocking the response. `add` never
+    /// overwrites, so a newer value the writer stored meanwhile survives.
+    fn backfill_l2(&self, l2: &Guarded<Arc<Memcached>>, physical: String, env: &Envelope) {
+        if l2.breaker.state() != breaker::BreakerState::Closed {
+            return;
+        }
+        let memcached = Arc::clone(&l2.inner);
+        let bytes = env.encode();
+        tokio::spawn(async move {
+            if let Err(e) = memcached.add(&physical, &bytes).await {
+                tracing::debug!(key = physical, error = %e, "L2 backfill failed");
+            }
+        });
+    }
+
+    /// Calls a remote tier through its breaker, counting misses and errors.
+    /// The call is a future not yet polled: nothing is sent when the breaker
+    /// says skip.
+    async fn call<T, V>(
+        &self,
+        tier: &Guarded<T>,
+        call: impl Future<Output = Result<Option<V>, TierError>>,
+    ) -> Result<Option<V>, TierError> {
+        let Some(permit) = tier.breaker.try_acquire() else {
+            self.metrics.lookup(tier.tier, Outcome::skipped, None);
+            self.export_breaker(tier);
+            return Err(TierError::Unavailable("circuit breaker open".into()));
+        };
+        let started = Instant::now();
+        let result = call.await;
+        tier.breaker.record(permit, result.is_ok());
+        self.export_breaker(tier);
+        let seconds = Some(elapsed(started));
+        match &result {
+            // Hits are counted by the caller, once the value has decoded.
+            Ok(Some(_)) => self
+                .metrics
+                .fetch_seconds
+                .get_or_create(&TierLabels { tier: tier.tier })
+                .observe(elapsed(started)),
+            Ok(None) => self.metrics.lookup(tier.tier, Outcome::miss, seconds),
+            Err(e) => {
+                tracing::debug!(tier = tier.tier.as_str(), error = %e, "tier call failed");
+                self.metrics.lookup(tier.tier, Outcome::error, seconds);
+            }
+        }
+        result
+    }
+
+    fn export_breaker<T>(&self, tier: &Guarded<T>) {
+        self.metrics
+            .breaker_state
+            .get_or_create(&TierLabels { tier: tier.tier })
+            .set(tier.breaker.state().as_gauge());
+    }
+
+    /// Whether the source of truth answered its last call.
+    pub fn l3_healthy(&self) -> bool {
+        self.l3.breaker.state() == breaker::BreakerState::Closed
+    }
+
+    // ---- coherence hooks -------------------------------------------------
+
+    /// The newest version announced for a key (0 if none heard).
+    pub fn floor(&self, logical: &str) -> u64 {
+        self.floors_lock().get(logical).copied().unwrap_or(0)
+    }
+
+    /// Applies an update announcement: raise the floor, drop an older L1 copy.
+    pub async fn announce(&self, logical: &str, version: u64) {
+        {
+            let mut floors = self.floors_lock();
+            let floor = floors.entry(logical.to_owned()).or_insert(0);
+            *floor = (*floor).max(version);
+        }
+        if let Some(cached) = self.l1.get(logical).await {
+            if cached.env.version < version {
+                self.l1.invalidate(logical).await;
+            }
+        }
+    }
+
+    /// Drops every L1 entry: the last resort when missed updates cannot be
+    /// replayed. Floors stay, they are still true.
+    pub fn flush_l1(&self) {
+        self.l1.invalidate_all();
+    }
+
+    pub fn l1_entries(&self) -> u64 {
+        self.l1.entry_count()
+    }
+
+    fn floors_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.floors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn elapsed(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
+}

@@ -1,0 +1,373 @@
+//! The command line: subcommands, flags and their `CACHEBRIDGE_*`
+//! environment variables. Flags only fill in the one [`Config`]; precedence
+//! is flag or environment variable, then `--config FILE`, then defaults.
+
+use crate::config::{Config, Source};
+use crate::telemetry::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cachebridge-dataplane",
+    version,
+    about = "Carries live market data from a trading service to web readers through a shared L1 → Memcached → Redis cache.",
+    long_about = "Carries live market data from a trading service to web readers through a shared \
+multi-tier cache: L1 in each reader's memory, L2 Memcached, L3 Redis (the source of truth).\n\n\
+Start with `cachebridge-dataplane local`: the writer and the reader in one process, on an \
+embedded store, no servers needed. In a deployment, run one `writer` and any number of `reader`s \
+against the same Redis (and Memcached).\n\n\
+Every flag can also be set through the environment variable named in its help, or in a YAML file \
+given with --config (see `show-config` for its shape). Flags win over the file. The Redis password \
+is read from CACHEBRIDGE_REDIS_PASSWORD or --redis-password-file, never from a flag."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// YAML configuration file; flags and environment variables override it.
+    #[arg(long, global = true, env = "CACHEBRIDGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: `text` for terminals, `json` for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "CACHEBRIDGE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `cachebridge_dataplane=debug` (RUST_LOG wins if set).
+    #[arg(
+        long,
+        global = true,
+        env = "CACHEBRIDGE_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Writer and reader in one process; an embedded store unless --redis/--memcached are given.
+    Local {
+        #[command(flatten)]
+        tiers: TierArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
+        writer: WriterArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
+    },
+    /// The trading-service side: ingests ticks and publishes market views into the cache.
+    Writer {
+        #[command(flatten)]
+        tiers: TierArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
+        writer: WriterArgs,
+    },
+    /// The web side: serves market views from L1 → Memcached → Redis over HTTP.
+    Reader {
+        #[command(flatten)]
+        tiers: TierArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
+    },
+    /// Prints the effective configuration as YAML (a starting point for --config).
+    ShowConfig {
+        #[command(flatten)]
+        tiers: TierArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
+        writer: WriterArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
+    },
+}
+
+/// Where the shared tiers are.
+#[derive(Debug, Args)]
+pub struct TierArgs {
+    /// Redis URL, `redis://HOST:PORT[/DB]` (no password: see CACHEBRIDGE_REDIS_PASSWORD).
+    #[arg(long, env = "CACHEBRIDGE_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Redis ACL user name.
+    #[arg(long, env = "CACHEBRIDGE_REDIS_USERNAME", value_name = "USER")]
+    pub redis_username: Option<String>,
+    /// File holding the Redis password (e.g. a mounted Secret).
+    #[arg(long, env = "CACHEBRIDGE_REDIS_PASSWORD_FILE", value_name = "FILE")]
+    pub redis_password_file: Option<PathBuf>,
+    /// Memcached servers, comma-separated; keys are spread by a stable hash.
+    #[arg(
+        long,
+        env = "CACHEBRIDGE_MEMCACHED",
+        value_name = "HOST:PORT[,...]",
+        value_delimiter = ','
+    )]
+    pub memcached: Option<Vec<String>>,
+    /// Key prefix of this bridge [default: cb:{namespace}:{name}:].
+    #[arg(long, env = "CACHEBRIDGE_KEY_PREFIX", value_name = "PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Namespace and name of the bridge, `NAMESPACE/NAME`: names the default key prefix.
+    #[arg(long, env = "CACHEBRIDGE_BRIDGE", value_name = "NAMESPACE/NAME", value_parser = parse_bridge)]
+    pub bridge: Option<(String, String)>,
+}
+
+/// Cache sizes and time budgets.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Upper bound of L1 memory in bytes [default: 67108864].
+    #[arg(long, env = "CACHEBRIDGE_L1_MAX_BYTES", value_name = "BYTES")]
+    pub l1_max_bytes: Option<u64>,
+    /// L1 time-to-live, a safety net behind coherence [default: 30s].
+    #[arg(long, env = "CACHEBRIDGE_L1_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub l1_ttl: Option<Duration>,
+    /// Memcached time-to-live [default: 5m].
+    #[arg(long, env = "CACHEBRIDGE_L2_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub l2_ttl: Option<Duration>,
+    /// Redis time-to-live [default: 24h].
+    #[arg(long, env = "CACHEBRIDGE_L3_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub l3_ttl: Option<Duration>,
+    /// Data older than this is served but marked stale [default: 10s].
+    #[arg(long, env = "CACHEBRIDGE_STALENESS_BUDGET", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub staleness_budget: Option<Duration>,
+    /// Longest one Memcached or Redis call may take [default: 250ms].
+    #[arg(long, env = "CACHEBRIDGE_TIER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tier_timeout: Option<Duration>,
+    /// Writer heartbeat; readers resync after three silent intervals [default: 1s].
+    #[arg(long, env = "CACHEBRIDGE_HEARTBEAT_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+}
+
+/// The writer's source and pace.
+#[derive(Debug, Args)]
+pub struct WriterArgs {
+    /// Tick source: `synthetic`, `replay:PATH` (NDJSON or .csv), or `none` (ingest only) [default: synthetic].
+    #[arg(long, env = "CACHEBRIDGE_SOURCE", value_name = "SOURCE")]
+    pub source: Option<Source>,
+    /// Serve `POST /ingest` (NDJSON ticks) on this address.
+    #[arg(long, env = "CACHEBRIDGE_INGEST_LISTEN", value_name = "ADDR")]
+    pub ingest_listen: Option<SocketAddr>,
+    /// Seed of the synthetic feed; the same seed gives the same ticks [default: 42].
+    #[arg(long, env = "CACHEBRIDGE_SEED")]
+    pub seed: Option<u64>,
+    /// Synthetic ticks per second [default: 500].
+    #[arg(long, env = "CACHEBRIDGE_TICK_RATE", value_name = "PER_SECOND")]
+    pub tick_rate: Option<u32>,
+    /// Number of synthetic symbols [default: 175].
+    #[arg(long, env = "CACHEBRIDGE_SYMBOLS", value_name = "COUNT")]
+    pub symbols: Option<usize>,
+    /// How often market views are published [default: 250ms].
+    #[arg(long, env = "CACHEBRIDGE_PUBLISH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub publish_interval: Option<Duration>,
+    /// Replay pace: 1 follows the file's timestamps, 0 replays at once [default: 1].
+    #[arg(long, env = "CACHEBRIDGE_REPLAY_SPEED", value_name = "FACTOR")]
+    pub replay_speed: Option<f64>,
+}
+
+/// Where the HTTP API listens.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address of the web API and dashboard [default: 127.0.0.1:8080].
+    #[arg(long, env = "CACHEBRIDGE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+fn parse_bridge(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not NAMESPACE/NAME")),
+    }
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+impl TierArgs {
+    pub fn apply(self, c: &mut Config) {
+        if let Some((namespace, name)) = self.bridge {
+            c.bridge.namespace = namespace;
+            c.bridge.name = name;
+        }
+        c.redis.url = self.redis.or(c.redis.url.take());
+        c.redis.username = self.redis_username.or(c.redis.username.take());
+        c.redis.password_file = self.redis_password_file.or(c.redis.password_file.take());
+        set(&mut c.memcached.servers, self.memcached);
+        c.key_prefix = self.key_prefix.or(c.key_prefix.take());
+    }
+}
+
+impl CacheArgs {
+    pub fn apply(self, c: &mut Config) {
+        set(&mut c.cache.l1_max_bytes, self.l1_max_bytes);
+        set(&mut c.cache.l1_ttl, self.l1_ttl);
+        set(&mut c.cache.l2_ttl, self.l2_ttl);
+        set(&mut c.cache.l3_ttl, self.l3_ttl);
+        set(&mut c.cache.staleness_budget, self.staleness_budget);
+        set(&mut c.cache.tier_timeout, self.tier_timeout);
+        set(&mut c.coherence.heartbeat_interval, self.heartbeat_interval);
+    }
+}
+
+impl WriterArgs {
+    pub fn apply(self, c: &mut Config) {
+        set(&mut c.writer.source, self.source);
+        c.writer.ingest_listen = self.ingest_listen.or(c.writer.ingest_listen);
+        set(&mut c.writer.seed, self.seed);
+        set(&mut c.writer.tick_rate, self.tick_rate);
+        set(&mut c.writer.symbols, self.symbols);
+        set(&mut c.writer.publish_interval, self.publish_interval);
+        set(&mut c.writer.replay_speed, self.replay_speed);
+    }
+}
+
+impl ListenArgs {
+    pub fn apply(self, c: &mut Config) {
+        set(&mut c.reader.listen, self.listen);
+    }
+}
+
+/// Which process to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Local,
+    Writer,
+    Reader,
+    ShowConfig,
+}
+
+impl Cli {
+    /// The role and its configuration: defaults, then the file, then flags.
+    pub fn into_config(self) -> Result<(Role, Config), crate::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let role = match self.command {
+            Command::Local {
+                tiers,
+                cache,
+                writer,
+                listen,
+            } => {
+                apply_all(&mut config, tiers, cache, writer, listen);
+                Role::Local
+            }
+            Command::ShowConfig {
+                tiers,
+                cache,
+                writer,
+                listen,
+            } => {
+                apply_all(&mut config, tiers, cache, writer, listen);
+                Role::ShowConfig
+            }
+            Command::Writer {
+                tiers,
+                cache,
+                writer,
+            } => {
+                tiers.apply(&mut config);
+                cache.apply(&mut config);
+                writer.apply(&mut config);
+                Role::Writer
+            }
+            Command::Reader {
+                tiers,
+                cache,
+                listen,
+            } => {
+                tiers.apply(&mut config);
+                cache.apply(&mut config);
+                listen.apply(&mut config);
+                Role::Reader
+            }
+        };
+        config.validate()?;
+        Ok((role, config))
+    }
+}
+
+fn apply_all(
+    config: &mut Config,
+    tiers: TierArgs,
+    cache: CacheArgs,
+    writer: WriterArgs,
+    listen: ListenArgs,
+) {
+    tiers.apply(config);
+    cache.apply(config);
+    writer.apply(config);
+    listen.apply(config);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> (Role, Config) {
+        Cli::try_parse_from(args).unwrap().into_config().unwrap()
+    }
+
+    #[test]
+    fn flags_fill_the_config() {
+        let (role, config) = parse(&[
+            "cachebridge-dataplane",
+            "writer",
+            "--redis",
+            "redis://r:6379",
+            "--memcached",
+            "a:11211,b:11211",
+            "--source",
+            "replay:ticks.csv",
+            "--publish-interval",
+            "100ms",
+        ]);
+        assert_eq!(role, Role::Writer);
+        assert_eq!(config.redis.url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(config.memcached.servers, ["a:11211", "b:11211"]);
+        assert_eq!(config.writer.source, Source::Replay("ticks.csv".into()));
+        assert_eq!(config.writer.publish_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "redis:\n  url: redis://file:6379\nwriter:\n  seed: 9\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let (_, config) = parse(&["x", "--config", file, "writer", "--seed", "5"]);
+        assert_eq!(config.redis.url.as_deref(), Some("redis://file:6379"));
+        assert_eq!(config.writer.seed, 5);
+        let (_, config) = parse(&["x", "--config", file, "reader"]);
+        assert_eq!(config.redis.url.as_deref(), Some("redis://file:6379"));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = Cli::try_parse_from(["x", "writer", "--source", "kafka"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka"), "{err}");
+        let err = Cli::try_parse_from(["x", "reader", "--bridge", "nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NAMESPACE/NAME"), "{err}");
+    }
+}

@@ -1,0 +1,396 @@
+//! The one configuration struct of the dataplane.
+//!
+//! Every setting has a default, can come from a YAML file (`--config FILE`),
+//! and can be overridden by a command-line flag or its `CACHEBRIDGE_*`
+//! environment variable (see `cli.rs`). The operator renders this same struct
+//! into the ConfigMap it mounts into writer and reader pods, so the field names
+//! here are a contract: rename nothing without a migration.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything a writer, a reader or `local` needs to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// The bridge this process belongs to; names the default key prefix.
+    pub bridge: BridgeRef,
+    /// Overrides the default key prefix `cb:{namespace}:{name}:`.
+    pub key_prefix: Option<String>,
+    pub redis: RedisConfig,
+    pub memcached: MemcachedConfig,
+    pub cache: CacheConfig,
+    pub coherence: CoherenceConfig,
+    pub writer: WriterConfig,
+    pub reader: ReaderConfig,
+}
+
+/// Namespace and name of the CacheBridge this process serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// L3, the source of truth. No URL means the embedded in-memory store
+/// (only `local` accepts that).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`, without a password.
+    pub url: Option<String>,
+    /// A file holding the password (a mounted Secret). The password itself is
+    /// never part of this struct, so it can never end up in a ConfigMap or a log.
+    pub password_file: Option<PathBuf>,
+    /// An ACL user name, when the server uses one.
+    pub username: Option<String>,
+}
+
+/// L2. An empty list disables the tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemcachedConfig {
+    /// `host:port` of every server; keys are spread by a stable rendezvous hash.
+    pub servers: Vec<String>,
+}
+
+/// Sizes, lifetimes and time budgets of the cache tiers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheConfig {
+    /// Upper bound of L1 memory, in bytes of cached payload.
+    pub l1_max_bytes: u64,
+    /// L1 time-to-live: only a safety net, coherence messages do the real work.
+    #[serde(with = "humantime_serde")]
+    pub l1_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub l2_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub l3_ttl: Duration,
+    /// Data older than this is still served, but marked stale.
+    #[serde(with = "humantime_serde")]
+    pub staleness_budget: Duration,
+    /// How long one L2 or L3 call may take before it counts as a failure.
+    #[serde(with = "humantime_serde")]
+    pub tier_timeout: Duration,
+    /// Consecutive failures that open a tier's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before letting one probe through.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+}
+
+/// How readers keep their L1 coherent with the writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct CoherenceConfig {
+    /// The writer announces its sequence this often; readers that hear
+    /// nothing for three intervals assume they lost messages and resync.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Approximate length of the Redis Stream kept for replay.
+    pub stream_max_len: u64,
+}
+
+/// The trading-service side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriterConfig {
+    pub source: Source,
+    /// Where `POST /ingest` listens; none disables HTTP ingest.
+    pub ingest_listen: Option<SocketAddr>,
+    /// Seed of the synthetic feed: the same seed gives the same ticks.
+    pub seed: u64,
+    /// Synthetic ticks per second.
+    pub tick_rate: u32,
+    /// Number of synthetic symbols.
+    pub symbols: usize,
+    /// How often views are computed and published.
+    #[serde(with = "humantime_serde")]
+    pub publish_interval: Duration,
+    /// Entries in each movers list.
+    pub movers: usize,
+    /// Replay pace: 1.0 follows the file's timestamps, 0 replays at once.
+    pub replay_speed: f64,
+}
+
+/// Where the writer's ticks come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in seeded random-walk feed.
+    Synthetic,
+    /// An NDJSON or CSV tick file.
+    Replay(PathBuf),
+    /// Nothing built in: ticks arrive only through `POST /ingest`.
+    None,
+}
+
+/// The web side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaderConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bridge: BridgeRef::default(),
+            key_prefix: None,
+            redis: RedisConfig::default(),
+            memcached: MemcachedConfig::default(),
+            cache: CacheConfig::default(),
+            coherence: CoherenceConfig::default(),
+            writer: WriterConfig::default(),
+            reader: ReaderConfig::default(),
+        }
+    }
+}
+
+impl Default for BridgeRef {
+    fn default() -> Self {
+        BridgeRef {
+            namespace: "default".into(),
+            name: "local".into(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            l1_max_bytes: 64 * 1024 * 1024,
+            l1_ttl: Duration::from_secs(30),
+            l2_ttl: Duration::from_secs(300),
+            l3_ttl: Duration::from_secs(24 * 3600),
+            staleness_budget: Duration::from_secs(10),
+            tier_timeout: Duration::from_millis(250),
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for CoherenceConfig {
+    fn default() -> Self {
+        CoherenceConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            stream_max_len: 10_000,
+        }
+    }
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            source: Source::Synthetic,
+            ingest_listen: None,
+            seed: 42,
+            tick_rate: 500,
+            symbols: 175,
+            publish_interval: Duration::from_millis(250),
+            movers: 10,
+            replay_speed: 1.0,
+        }
+    }
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// A configuration that cannot work, said in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a YAML file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// The key prefix every key of this bridge starts with.
+    pub fn key_prefix(&self) -> String {
+        match &self.key_prefix {
+            Some(prefix) => prefix.clone(),
+            None => format!("cb:{}:{}:", self.bridge.namespace, self.bridge.name),
+        }
+    }
+
+    /// Checks what serde cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        let prefix = self.key_prefix();
+        if prefix.is_empty()
+            || prefix.len() > 100
+            || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return bad(format!(
+                "key prefix {prefix:?} must be 1-100 characters without spaces (memcached keys cannot hold them)"
+            ));
+        }
+        if self.writer.publish_interval.is_zero() || self.coherence.heartbeat_interval.is_zero() {
+            return bad("publish interval and heartbeat interval must be above zero".into());
+        }
+        if self.cache.tier_timeout.is_zero() {
+            return bad("tier timeout must be above zero".into());
+        }
+        if self.writer.symbols == 0 || self.writer.tick_rate == 0 {
+            return bad(
+                "the synthetic feed needs at least one symbol and one tick per second".into(),
+            );
+        }
+        if !(self.writer.replay_speed.is_finite() && self.writer.replay_speed >= 0.0) {
+            return bad("replay speed must be 0 (as fast as possible) or a positive factor".into());
+        }
+        for server in &self.memcached.servers {
+            if server
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return bad(format!("memcached server {server:?} is not HOST:PORT"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    /// `synthetic`, `replay:PATH` or `none`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "synthetic" => Ok(Source::Synthetic),
+            "none" => Ok(Source::None),
+            _ => match s.strip_prefix("replay:") {
+                Some(path) if !path.is_empty() => Ok(Source::Replay(path.into())),
+                _ => Err(format!(
+                    "unknown source {s:?}: use `synthetic`, `replay:PATH` or `none`"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Synthetic => f.write_str("synthetic"),
+            Source::None => f.write_str("none"),
+            Source::Replay(path) => write!(f, "replay:{}", path.display()),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_prefix_names_the_bridge() {
+        let mut config = Config::default();
+        assert_eq!(config.key_prefix(), "cb:default:local:");
+        config.bridge.namespace = "prod".into();
+        config.bridge.name = "quotes".into();
+        assert_eq!(config.key_prefix(), "cb:prod:quotes:");
+        config.key_prefix = Some("x:".into());
+        assert_eq!(config.key_prefix(), "x:");
+    }
+
+    #[test]
+    fn yaml_round_trip_keeps_every_field() {
+        let mut config = Config::default();
+        config.redis.url = Some("redis://r:6379".into());
+        config.memcached.servers = vec!["m-0:11211".into(), "m-1:11211".into()];
+        config.writer.source = Source::Replay("/data/ticks.csv".into());
+        config.cache.staleness_budget = Duration::from_millis(1500);
+        let yaml = serde_yaml::to_string(&config).unwrap();
+        assert!(yaml.contains("stalenessBudget: 1s 500ms"), "{yaml}");
+        assert_eq!(serde_yaml::from_str::<Config>(&yaml).unwrap(), config);
+    }
+
+    #[test]
+    fn partial_yaml_keeps_defaults_and_typos_are_rejected() {
+        let config: Config = serde_yaml::from_str("writer:\n  seed: 7\n").unwrap();
+        assert_eq!(config.writer.seed, 7);
+        assert_eq!(config.writer.tick_rate, WriterConfig::default().tick_rate);
+        let err = serde_yaml::from_str::<Config>("writer:\n  sead: 7\n").unwrap_err();
+        assert!(err.to_string().contains("sead"), "{err}");
+    }
+
+    #[test]
+    fn source_parses_and_rejects_garbage() {
+        assert_eq!("synthetic".parse::<Source>(), Ok(Source::Synthetic));
+        assert_eq!(
+            "replay:a.csv".parse::<Source>(),
+            Ok(Source::Replay("a.csv".into()))
+        );
+        assert!("replay:".parse::<Source>().is_err());
+        assert!("kafka".parse::<Source>().unwrap_err().contains("kafka"));
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let mut config = Config::default();
+        assert!(config.validate().is_ok());
+        config.memcached.servers = vec!["no-port".into()];
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no-port")
+        );
+        config.memcached.servers.clear();
+        config.key_prefix = Some("has space".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("without spaces")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Names of everything CacheBridge keeps in Redis and Memcached.
+//!
+//! Every name starts with the bridge's prefix (`cb:{namespace}:{name}:` unless
+//! overridden) so several bridges can share one server, and an ACL user can be
+//! limited to one bridge's keys with a single `~prefix*` pattern.
+
+/// The logical keys the writer publishes and the reader serves.
+pub mod logical {
+    pub const OVERVIEW: &str = "market:overview";
+    pub const TICKERS: &str = "market:tickers";
+    pub const MOVERS: &str = "market:movers";
+    pub const SIGNALS: &str = "signals";
+
+    pub fn ticker(symbol: &str) -> String {
+        format!("market:ticker:{symbol}")
+    }
+
+    pub fn signal(symbol: &str) -> String {
+        format!("signal:{symbol}")
+    }
+}
+
+/// Physical names derived from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Keys {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Where a logical key's envelope is stored (same name in L2 and L3).
+    pub fn value(&self, logical: &str) -> String {
+        format!("{}v:{logical}", self.prefix)
+    }
+
+    /// Hash of logical key → latest version, guarding "only if newer".
+    pub fn versions(&self) -> String {
+        format!("{}versions", self.prefix)
+    }
+
+    /// Counter giving every update its place in the coherence order.
+    pub fn seq(&self) -> String {
+        format!("{}seq", self.prefix)
+    }
+
+    /// Capped stream of updates that readers replay after a gap.
+    pub fn stream(&self) -> String {
+        format!("{}updates", self.prefix)
+    }
+
+    /// Pub/sub channel of updates and heartbeats.
+    pub fn channel(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// Per-process statistics the operator reads for the resource status.
+    pub fn stats(&self, role: &str, instance: &str) -> String {
+        format!("{}stats:{role}:{instance}", self.prefix)
+    }
+
+    /// The logical key a physical value key names, if it is one of ours.
+    pub fn logical_of<'a>(&self, physical: &'a str) -> Option<&'a str> {
+        physical.strip_prefix(&self.prefix)?.strip_prefix("v:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_carries_the_prefix() {
+        let keys = Keys::new("cb:ns:b:");
+        for name in [
+            keys.value(logical::OVERVIEW),
+            keys.versions(),
+            keys.seq(),
+            keys.stream(),
+            keys.channel(),
+            keys.stats("reader", "r-1"),
+        ] {
+            assert!(name.starts_with("cb:ns:b:"), "{name}");
+        }
+        assert_eq!(
+            keys.value(&logical::ticker("AAPL")),
+            "cb:ns:b:v:market:ticker:AAPL"
+        );
+        assert_eq!(keys.logical_of("cb:ns:b:v:signals"), Some("signals"));
+        assert_eq!(keys.logical_of("other:v:signals"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! Per-symbol running state for the current session, built by folding ticks
+//! in arrival order. Views and signals are derived from this, never from raw
+//! ticks, so publishing cost is independent of tick volume.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use time::OffsetDateTime;
+
+use super::tick::Tick;
+
+/// How many recent prices each symbol keeps for signal computation. Enough
+/// for SMA20 plus a previous point, and for RSI14, with headroom.
+pub const HISTORY_CAP: usize = 64;
+
+/// Running session statistics for one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolState {
+    pub symbol: String,
+    /// First price seen this session.
+    pub open: f64,
+    pub last: f64,
+    pub high: f64,
+    pub low: f64,
+    pub volume: u64,
+    /// Sum of price × volume, for VWAP.
+    pub traded_value: f64,
+    /// Number of ticks applied.
+    pub ticks: u64,
+    /// Latest tick timestamp seen (max, not last-arrived).
+    pub updated: OffsetDateTime,
+    history: VecDeque<f64>,
+}
+
+impl SymbolState {
+    fn new(tick: &Tick) -> Self {
+        let mut history = VecDeque::with_capacity(HISTORY_CAP);
+        history.push_back(tick.price);
+        Self {
+            symbol: tick.symbol.clone(),
+            open: tick.price,
+            last: tick.price,
+            high: tick.price,
+            low: tick.price,
+            volume: tick.volume,
+            traded_value: tick.price * tick.volume as f64,
+            ticks: 1,
+            updated: tick.ts,
+            history,
+        }
+    }
+
+    fn apply(&mut self, tick: &Tick) {
+        self.last = tick.price;
+        self.high = self.high.max(tick.price);
+        self.low = self.low.min(tick.price);
+        self.volume = self.volume.saturating_add(tick.volume);
+        self.traded_value += tick.price * tick.volume as f64;
+        self.ticks = self.ticks.saturating_add(1);
+        self.updated = self.updated.max(tick.ts);
+        if self.history.len() == HISTORY_CAP {
+            self.history.pop_front();
+        }
+        self.history.push_back(tick.price);
+    }
+
+    /// Volume-weighted average price; falls back to `last` before any volume
+    /// has traded so the value is always a meaningful price.
+    pub fn vwap(&self) -> f64 {
+        if self.volume == 0 {
+            self.last
+        } else {
+            self.traded_value / self.volume as f64
+        }
+    }
+
+    /// The most recent prices, oldest first, at most [`HISTORY_CAP`].
+    pub fn history(&self) -> &VecDeque<f64> {
+        &self.history
+    }
+
+    /// The price history as a contiguous vector, oldest first.
+    pub fn prices(&self) -> Vec<f64> {
+        self.history.iter().copied().collect()
+    }
+}
+
+/// All symbols' state, keyed and iterated in symbol order for determinism.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Book {
+    states: BTreeMap<String, SymbolState>,
+}
+
+impl Book {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies a tick in arrival order (late ticks still move `last`, but
+    /// `updated` only ever moves forward). Returns `false` and changes
+    /// nothing if the price is not finite and positive — parsers already
+    /// enforce that, this just keeps hand-built ticks from poisoning state.
+    pub fn apply(&mut self, tick: &Tick) -> bool {
+        if !(tick.price.is_finite() && tick.price > 0.0) {
+            return false;
+        }
+        match self.states.get_mut(&tick.symbol) {
+            Some(state) => state.apply(tick),
+            None => {
+                self.states
+                    .insert(tick.symbol.clone(), SymbolState::new(tick));
+            }
+        }
+        true
+    }
+
+    /// Applies every tick in order; returns how many were applied.
+    pub fn apply_all<'a>(&mut self, ticks: impl IntoIterator<Item = &'a Tick>) -> usize {
+        ticks.into_iter().filter(|t| self.apply(t)).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Symbols in ascending order.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> + '_ {
+        self.states.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, symbol: &str) -> Option<&SymbolState> {
+        self.states.get(symbol)
+    }
+
+    /// States in ascending symbol order.
+    pub fn iter(&self) -> impl Iterator<Item = &SymbolState> + '_ {
+        self.states.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-01-02 15:00:00 UTC);
+
+    fn tick(symbol: &str, price: f64, volume: u64, secs: i64) -> Tick {
+        Tick {
+            symbol: symbol.into(),
+            price,
+            volume,
+            ts: T0 + Duration::seconds(secs),
+        }
+    }
+
+    #[test]
+    fn tracks_ohlc_volume_and_vwap() {
+        let mut book = Book::new();
+        let ticks = [
+            tick("AAPL", 100.0, 10, 0),
+            tick("AAPL", 102.0, 30, 1),
+            tick("AAPL", 99.0, 20, 2),
+            tick("AAPL", 101.0, 40, 3),
+        ];
+        assert_eq!(book.apply_all(&ticks), 4);
+        let s = book.get("AAPL").unwrap();
+        assert_eq!((s.open, s.last, s.high, s.low), (100.0, 101.0, 102.0, 99.0));
+        assert_eq!(s.volume, 100);
+        // 100*10 + 102*30 + 99*20 + 101*40 = 1000 + 3060 + 1980 + 4040 = 10080
+        assert_eq!(s.traded_value, 10080.0);
+        assert!((s.vwap() - 100.8).abs() < 1e-12);
+        assert_eq!(s.ticks, 4);
+        assert_eq!(s.updated, T0 + Duration::seconds(3));
+        assert_eq!(s.prices(), vec![100.0, 102.0, 99.0, 101.0]);
+    }
+
+    #[test]
+    fn vwap_falls_back_to_last_without_volume() {
+        let mut book = Book::new();
+        book.apply(&tick("X", 5.0, 0, 0));
+        book.apply(&tick("X", 6.0, 0, 1));
+        assert_eq!(book.get("X").unwrap().vwap(), 6.0);
+    }
+
+    #[test]
+    fn late_tick_moves_last_but_not_updated() {
+        let mut book = Book::new();
+        book.apply(&tick("X", 5.0, 1, 10));
+        book.apply(&tick("X", 7.0, 1, 5));
+        let s = book.get("X").unwrap();
+        assert_eq!(s.last, 7.0);
+        assert_eq!(s.updated, T0 + Duration::seconds(10));
+    }
+
+    #[test]
+    fn history_is_bounded_and_keeps_newest() {
+        let mut book = Book::new();
+        for i in 0..(HISTORY_CAP as u64 + 10) {
+            book.apply(&tick("X", 1.0 + i as f64, 1, i as i64));
+        }
+        let h = book.get("X").unwrap().history();
+        assert_eq!(h.len(), HISTORY_CAP);
+        assert_eq!(h.front(), Some(&11.0));
+        assert_eq!(h.back(), Some(&(HISTORY_CAP as f64 + 10.0)));
+    }
+
+    #[test]
+    fn symbols_sorted_and_invalid_prices_ignored() {
+        let mut book = Book::new();
+        assert!(book.is_empty());
+        book.apply(&tick("MSFT", 1.0, 1, 0));
+        book.apply(&tick("AAPL", 1.0, 1, 0));
+        assert!(!book.apply(&tick("BAD", f64::NAN, 1, 0)));
+        assert!(!book.apply(&tick("AAPL", 0.0, 1, 0)));
+        assert_eq!(book.len(), 2);
+        assert_eq!(book.symbols().collect::<Vec<_>>(), vec!["AAPL", "MSFT"]);
+        assert_eq!(book.get("AAPL").unwrap().ticks, 1);
+        assert!(book.get("BAD").is_none());
+    }
+}

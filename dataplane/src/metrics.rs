@@ -1,0 +1,302 @@
+//! Prometheus metrics of the writer and the reader, kept apart from the
+//! code that counts them so the names and labels are listed in one place.
+//!
+//! Hit ratios are derived at scrape time from the counters, so they are
+//! always consistent with them and cost nothing on the request path.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// A cache tier.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelValue)]
+pub enum Tier {
+    L1,
+    L2,
+    L3,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::L1 => "L1",
+            Tier::L2 => "L2",
+            Tier::L3 => "L3",
+        }
+    }
+}
+
+/// How one look-up in one tier went.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Outcome {
+    hit,
+    miss,
+    /// Found, but older than a version this reader already heard of.
+    outdated,
+    /// Found, but the bytes did not decode (counted as a miss too).
+    corrupt,
+    error,
+    /// Not asked: the tier's circuit breaker is open.
+    skipped,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub tier: Tier,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    pub tier: Tier,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    /// `L1`, `L2`, `L3`, or `none` when no tier had the data.
+    pub tier: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: &'static str,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    pub lookups: Family<LookupLabels, Counter>,
+    pub fetch_seconds: Family<TierLabels, Histogram>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub data_age_seconds: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
+    pub stale_responses: Family<EndpointLabels, Counter>,
+    pub hit_ratio: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
+    pub breaker_state: Family<TierLabels, Gauge>,
+    pub coherence_synced: Gauge,
+    pub coherence_gaps: Family<ReasonLabels, Counter>,
+    pub coherence_resyncs: Family<ReasonLabels, Counter>,
+    pub coherence_applied: Counter,
+    pub coherence_seq: Gauge,
+    pub writer_ticks: Counter,
+    pub writer_publishes: Family<ReasonLabels, Counter>,
+    pub writer_pending: Gauge,
+    pub ingest_rejected: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cachebridge");
+        let fetch_seconds = Family::<TierLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let m = Metrics {
+            lookups: Family::default(),
+            fetch_seconds,
+            requests: Family::default(),
+            data_age_seconds: Family::default(),
+            stale_responses: Family::default(),
+            hit_ratio: Family::default(),
+            breaker_state: Family::default(),
+            coherence_synced: Gauge::default(),
+            coherence_gaps: Family::default(),
+            coherence_resyncs: Family::default(),
+            coherence_applied: Counter::default(),
+            coherence_seq: Gauge::default(),
+            writer_ticks: Counter::default(),
+            writer_publishes: Family::default(),
+            writer_pending: Gauge::default(),
+            ingest_rejected: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "cache_lookups",
+            "Look-ups per cache tier by outcome",
+            m.lookups.clone(),
+        );
+        r.register(
+            "tier_fetch_seconds",
+            "Latency of one look-up in a tier",
+            m.fetch_seconds.clone(),
+        );
+        r.register(
+            "requests",
+            "API requests by endpoint and the tier that answered",
+            m.requests.clone(),
+        );
+        r.register(
+            "data_age_seconds",
+            "Age of the data last served, per endpoint",
+            m.data_age_seconds.clone(),
+        );
+        r.register(
+            "stale_responses",
+            "Responses marked stale, per endpoint",
+            m.stale_responses.clone(),
+        );
+        r.register(
+            "cache_hit_ratio",
+            "Hits over look-ups per tier; scope=overall is requests answered from any tier over all requests",
+            m.hit_ratio.clone(),
+        );
+        r.register(
+            "breaker_state",
+            "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
+            m.breaker_state.clone(),
+        );
+        r.register(
+            "coherence_synced",
+            "1 while this reader follows the writer's updates without a known gap",
+            m.coherence_synced.clone(),
+        );
+        r.register(
+            "coherence_gaps",
+            "Gaps detected in the update sequence, by how",
+            m.coherence_gaps.clone(),
+        );
+        r.register(
+            "coherence_resyncs",
+            "Resyncs: replayed from the stream, or L1 flushed",
+            m.coherence_resyncs.clone(),
+        );
+        r.register(
+            "coherence_applied",
+            "Update announcements applied to L1",
+            m.coherence_applied.clone(),
+        );
+        r.register(
+            "coherence_seq",
+            "Last update sequence applied",
+            m.coherence_seq.clone(),
+        );
+        r.register(
+            "writer_ticks",
+            "Ticks applied by the writer",
+            m.writer_ticks.clone(),
+        );
+        r.register(
+            "writer_publishes",
+            "Values offered to the store, by result",
+            m.writer_publishes.clone(),
+        );
+        r.register(
+            "writer_pending",
+            "Values held back while the store is unreachable",
+            m.writer_pending.clone(),
+        );
+        r.register(
+            "ingest_rejected",
+            "Ingest batches rejected as malformed",
+            m.ingest_rejected.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a look-up and its latency.
+    pub fn lookup(&self, tier: Tier, outcome: Outcome, seconds: Option<f64>) {
+        self.lookups
+            .get_or_create(&LookupLabels { tier, outcome })
+            .inc();
+        if let Some(seconds) = seconds {
+            self.fetch_seconds
+                .get_or_create(&TierLabels { tier })
+                .observe(seconds);
+        }
+    }
+
+    pub fn lookup_count(&self, tier: Tier, outcome: Outcome) -> u64 {
+        self.lookups
+            .get_or_create(&LookupLabels { tier, outcome })
+            .get()
+    }
+
+    /// The Prometheus text exposition, with hit ratios brought up to date.
+    pub fn encode(&self) -> String {
+        self.refresh_ratios();
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Hit ratio per tier and overall, as of now.
+    pub fn ratios(&self) -> Vec<(&'static str, f64)> {
+        let mut ratios = Vec::new();
+        for tier in [Tier::L1, Tier::L2, Tier::L3] {
+            let hits = self.lookup_count(tier, Outcome::hit);
+            let total: u64 = [
+                Outcome::hit,
+                Outcome::miss,
+                Outcome::outdated,
+                Outcome::corrupt,
+                Outcome::error,
+            ]
+            .into_iter()
+            .map(|o| self.lookup_count(tier, o))
+            .sum();
+            if total > 0 {
+                ratios.push((tier.as_str(), hits as f64 / total as f64));
+            }
+        }
+        let (mut answered, mut all) = (0u64, 0u64);
+        for (labels, counter) in self.requests_snapshot() {
+            all += counter;
+            if labels.tier != "none" {
+                answered += counter;
+            }
+        }
+        if all > 0 {
+            ratios.push(("overall", answered as f64 / all as f64));
+        }
+        ratios
+    }
+
+    fn refresh_ratios(&self) {
+        for (scope, ratio) in self.ratios() {
+            self.hit_ratio
+                .get_or_create(&ScopeLabels { scope })
+                .set(ratio);
+        }
+    }
+
+    fn requests_snapshot(&self) -> Vec<(RequestLabels, u64)> {
+        let mut out = Vec::new();
+        for endpoint in crate::reader::ENDPOINTS {
+            for tier in ["L1", "L2", "L3", "none"] {
+                let labels = RequestLabels { endpoint, tier };
+                let n = self.requests.get_or_create(&labels).get();
+                if n > 0 {
+                    out.push((labels, n));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}

@@ -1,0 +1,243 @@
+//! Keeps a reader's L1 coherent with the writer.
+//!
+//! The writer numbers every update (`seq`) and announces `{key, version,
+//! seq}` on a pub/sub channel, plus a heartbeat carrying the latest `seq`.
+//! Pub/sub is fire-and-forget, so this follower checks the numbering: a jump
+//! in `seq`, a heartbeat ahead of what it applied, a dropped connection, or
+//! silence longer than three heartbeats all mean "something may be missed".
+//! It then replays the missed updates from the capped stream, and only when
+//! the stream no longer holds them does it drop the whole L1.
+
+use crate::cache::TieredCache;
+use crate::cache::l3::{Event, Notice, Replay};
+use crate::metrics::{Metrics, ReasonLabels};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until};
+
+/// Shared view of the follower's progress.
+pub struct Coherence {
+    cache: Arc<TieredCache>,
+    metrics: Arc<Metrics>,
+    heartbeat: Duration,
+    synced: AtomicBool,
+    applied: watch::Sender<u64>,
+}
+
+/// Why the follower stopped trusting its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gap {
+    Sequence,
+    Heartbeat,
+    Disconnect,
+    Silence,
+}
+
+impl Gap {
+    fn label(self) -> &'static str {
+        match self {
+            Gap::Sequence => "sequence",
+            Gap::Heartbeat => "heartbeat",
+            Gap::Disconnect => "disconnect",
+            Gap::Silence => "silence",
+        }
+    }
+}
+
+impl Coherence {
+    pub fn new(cache: Arc<TieredCache>, metrics: Arc<Metrics>, heartbeat: Duration) -> Arc<Self> {
+        Arc::new(Coherence {
+            cache,
+            metrics,
+            heartbeat,
+            synced: AtomicBool::new(false),
+            applied: watch::channel(0).0,
+        })
+    }
+
+    /// True while every update up to the latest heartbeat has been applied.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The last sequence applied; tests and benchmarks wait on it.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    fn last(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Release);
+        self.metrics.coherence_synced.set(i64::from(synced));
+    }
+
+    /// Follows the writer until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let mut first = true;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let subscription = match self.cache.l3().subscribe().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe to updates");
+                    self.set_synced(false);
+                    sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            let caught_up = if first {
+                self.start_at_current().await
+            } else {
+                self.resync().await
+            };
+            if !caught_up {
+                sleep(backoff).await;
+                continue;
+            }
+            first = false;
+            self.set_synced(true);
+            tracing::info!(seq = self.last(), "following the writer's updates");
+            let gap = self.follow(subscription).await;
+            self.set_synced(false);
+            self.metrics
+                .coherence_gaps
+                .get_or_create(&ReasonLabels {
+                    reason: gap.label(),
+                })
+                .inc();
+            tracing::warn!(
+                reason = gap.label(),
+                seq = self.last(),
+                "update stream interrupted; resyncing"
+            );
+        }
+    }
+
+    /// A new reader has an empty L1: it only needs to know where it starts.
+    async fn start_at_current(&self) -> bool {
+        match self.cache.l3().current_seq().await {
+            Ok(seq) => {
+                self.advance(seq);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the update sequence");
+                false
+            }
+        }
+    }
+
+    /// Applies events until the connection ends or a gap is detected; a
+    /// sequence or heartbeat gap is repaired in place without reconnecting.
+    async fn follow(&self, mut events: crate::cache::l3::Subscription) -> Gap {
+        let silence = self.heartbeat * 3;
+        let mut deadline = Instant::now() + silence;
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = sleep_until(deadline) => return Gap::Silence,
+            };
+            deadline = Instant::now() + silence;
+            let gap = match event {
+                None => return Gap::Disconnect,
+                Some(Event::Update(notice)) => self.on_update(notice).await,
+                Some(Event::Heartbeat { heartbeat }) => {
+                    (heartbeat > self.last()).then_some(Gap::Heartbeat)
+                }
+            };
+            if let Some(gap) = gap {
+                self.metrics
+                    .coherence_gaps
+                    .get_or_create(&ReasonLabels {
+                        reason: gap.label(),
+                    })
+                    .inc();
+                tracing::info!(
+                    reason = gap.label(),
+                    seq = self.last(),
+                    "gap in updates; replaying"
+                );
+                if !self.resync().await {
+                    return gap;
+                }
+            }
+        }
+    }
+
+    async fn on_update(&self, notice: Notice) -> Option<Gap> {
+        let last = self.last();
+        if notice.seq <= last {
+            return None;
+        }
+        if notice.seq > last + 1 {
+            return Some(Gap::Sequence);
+        }
+        self.apply(&notice).await;
+        None
+    }
+
+    async fn apply(&self, notice: &Notice) {
+        self.cache.announce(&notice.key, notice.version).await;
+        self.metrics.coherence_applied.inc();
+        self.advance(notice.seq);
+    }
+
+    fn advance(&self, seq: u64) {
+        self.applied.send_if_modified(|last| {
+            let moved = seq > *last;
+            *last = (*last).max(seq);
+            moved
+        });
+        self.metrics
+            .coherence_seq
+            .set(i64::try_from(self.last()).unwrap_or(i64::MAX));
+    }
+
+    /// Replays what was missed, or flushes L1 when that is impossible.
+    async fn resync(&self) -> bool {
+        let last = self.last();
+        match self.cache.l3().replay_after(last).await {
+            Ok(Replay::Notices(notices)) => {
+                for notice in &notices {
+                    self.apply(notice).await;
+                }
+                self.metrics
+                    .coherence_resyncs
+                    .get_or_create(&ReasonLabels { reason: "replay" })
+                    .inc();
+                tracing::info!(
+                    from = last,
+                    replayed = notices.len(),
+                    "replayed missed updates"
+                );
+                true
+            }
+            Ok(Replay::Lost { current_seq }) => {
+                self.cache.flush_l1();
+                self.advance(current_seq);
+                self.metrics
+                    .coherence_resyncs
+                    .get_or_create(&ReasonLabels { reason: "flush" })
+                    .inc();
+                tracing::warn!(
+                    from = last,
+                    to = current_seq,
+                    "missed updates are no longer in the stream; L1 flushed"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot replay missed updates yet");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The writer: the trading-service side of the bridge.
+//!
+//! Ticks arrive from one source (the synthetic feed, a replayed file, or
+//! nothing built in) and, optionally, from `POST /ingest`. They update one
+//! shared order book; every publish interval the market views are computed
+//! from it and the values that changed — or that have not been re-published
+//! for half the staleness budget — go to the publisher, which stores them in
+//! Redis and Memcached.
+
+pub mod ingest;
+pub mod publisher;
+pub mod sources;
+
+use crate::config::Config;
+use crate::keys::logical;
+use crate::market::book::Book;
+use crate::market::views::{self, Snapshot};
+use bytes::Bytes;
+use publisher::Publisher;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// The book every source writes into; short critical sections only.
+pub type SharedBook = Arc<Mutex<Book>>;
+
+pub fn new_book() -> SharedBook {
+    Arc::new(Mutex::new(Book::default()))
+}
+
+/// Locks the book; a panic elsewhere cannot leave a tick half-applied, so a
+/// poisoned lock is still safe to use.
+pub fn lock(book: &SharedBook) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Decides which values to (re)publish each cycle.
+pub struct Cycle {
+    movers: usize,
+    refresh: Duration,
+    last: HashMap<String, (u64, Instant)>,
+}
+
+impl Cycle {
+    pub fn new(config: &Config) -> Self {
+        Cycle {
+            movers: config.writer.movers,
+            refresh: config.cache.staleness_budget / 2,
+            last: HashMap::new(),
+        }
+    }
+
+    /// The values that changed since they were last published, or that are
+    /// due for a refresh so their age never exceeds the staleness budget.
+    pub fn due(&mut self, book: &Book, now: OffsetDateTime) -> Vec<(String, Bytes)> {
+        let Some(snapshot) = views::snapshot(book, self.movers, now) else {
+            return Vec::new();
+        };
+        let at = Instant::now();
+        payloads(&snapshot)
+            .into_iter()
+            .filter(|(key, payload)| {
+                let hash = xxhash_rust::xxh3::xxh3_64(payload);
+                match self.last.get(key) {
+                    Some(&(h, when)) if h == hash && at.duration_since(when) < self.refresh => {
+                        false
+                    }
+                    _ => {
+                        self.last.insert(key.clone(), (hash, at));
+                        true
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Every published value of a snapshot, serialized once.
+pub fn payloads(snapshot: &Snapshot) -> Vec<(String, Bytes)> {
+    let mut out = Vec::with_capacity(4 + 2 * snapshot.tickers.len());
+    out.push((logical::OVERVIEW.to_owned(), json(&snapshot.overview)));
+    let tickers: Vec<_> = snapshot.tickers.values().collect();
+    out.push((logical::TICKERS.to_owned(), json(&tickers)));
+    out.push((logical::MOVERS.to_owned(), json(&snapshot.movers)));
+    let signals: Vec<_> = snapshot.signals.values().collect();
+    out.push((logical::SIGNALS.to_owned(), json(&signals)));
+    for (symbol, ticker) in &snapshot.tickers {
+        out.push((logical::ticker(symbol), json(ticker)));
+    }
+    for (symbol, signals) in &snapshot.signals {
+        out.push((logical::signal(symbol), json(signals)));
+    }
+    out
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
+    // Serializing plain structs of numbers and strings cannot fail.
+    Bytes::from(serde_json::to_vec(value).expect("market views serialize"))
+}
+
+/// Runs the publish and heartbeat loop until the task is dropped.
+pub async fn publish_loop(book: SharedBook, mut publisher: Publisher, config: Config) {
+    let mut cycle = Cycle::new(&config);
+    let mut publish = tokio::time::interval(config.writer.publish_interval);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heartbeat = tokio::time::interval(config.coherence.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = publish.tick() => {
+                let now = OffsetDateTime::now_utc();
+                let due = cycle.due(&lock(&book), now);
+                let produced_at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+                let report = publisher.publish(due, produced_at_ms).await;
+                tracing::trace!(published = report.published, held_back = report.held_back, "publish cycle");
+            }
+            _ = heartbeat.tick() => {
+                if let Err(e) = publisher.heartbeat().await {
+                    tracing::debug!(error = %e, "heartbeat not sent");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Puts the writer's values into the shared cache, in the order coherence
+//! needs: Redis first (only if newer, numbered, announced), then Memcached.
+//!
+//! When Redis is unreachable nothing is lost but history: the latest value of
+//! each key is held back and flushed, oldest key first, once Redis answers
+//! again. Memcached failures are held back the same way, because a reader
+//! that finds an old value in L2 would otherwise keep serving it until its TTL.
+
+use crate::cache::TierError;
+use crate::cache::breaker::Breaker;
+use crate::cache::envelope::Envelope;
+use crate::cache::l2_memcached::Memcached;
+use crate::cache::l3::{L3, PublishOutcome};
+use crate::keys::Keys;
+use crate::metrics::{Metrics, ReasonLabels};
+use bytes::Bytes;
+use indexmap::IndexMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Hands out versions that only go up, also across writer restarts: the
+/// current time in microseconds, or one more than the last, whichever is larger.
+#[derive(Debug, Default)]
+pub struct VersionClock {
+    last: u64,
+}
+
+impl VersionClock {
+    pub fn next(&mut self, now_micros: u64) -> u64 {
+        self.last = now_micros.max(self.last + 1);
+        self.last
+    }
+
+    /// Moves past a version the store already holds.
+    pub fn observe(&mut self, version: u64) {
+        self.last = self.last.max(version);
+    }
+}
+
+/// What one flush achieved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    pub published: usize,
+    pub held_back: usize,
+}
+
+pub struct Publisher {
+    keys: Keys,
+    l3: Arc<L3>,
+    l2: Option<(Arc<Memcached>, Breaker)>,
+    metrics: Arc<Metrics>,
+    clock: VersionClock,
+    /// Latest value per logical key not yet accepted by L3, in first-held order.
+    pending_l3: IndexMap<String, Envelope>,
+    /// Latest encoded value per physical key not yet stored in L2.
+    pending_l2: IndexMap<String, Bytes>,
+}
+
+impl Publisher {
+    pub fn new(
+        keys: Keys,
+        l3: Arc<L3>,
+        l2: Option<Arc<Memcached>>,
+        breaker: (u32, Duration),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Publisher {
+            keys,
+            l3,
+            l2: l2.map(|m| (m, Breaker::new(breaker.0, breaker.1))),
+            metrics,
+            clock: VersionClock::default(),
+            pending_l3: IndexMap::new(),
+            pending_l2: IndexMap::new(),
+        }
+    }
+
+    /// Versions and queues new values, then tries to store everything queued.
+    pub async fn publish(
+        &mut self,
+        values: Vec<(String, Bytes)>,
+        produced_at_ms: i64,
+    ) -> FlushReport {
+        let now_micros = u64::try_from(produced_at_ms).unwrap_or(0) * 1000;
+        for (logical, payload) in values {
+            let version = self.clock.next(now_micros);
+            // Re-inserting moves nothing: an older held-back value is replaced
+            // in place, so a key never jumps the queue.
+            self.pending_l3
+                .insert(logical, Envelope::new(version, produced_at_ms, payload));
+        }
+        self.flush().await
+    }
+
+    /// Retries what is held back; called on every cycle even with no new data.
+    pub async fn flush(&mut self) -> FlushReport {
+        let mut report = FlushReport::default();
+        while let Some((logical, env)) =
+            self.pending_l3.first().map(|(k, v)| (k.clone(), v.clone()))
+        {
+            match self.store_l3(&logical, env).await {
+                Ok(()) => {
+                    self.pending_l3.shift_remove_index(0);
+                    report.published += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, held_back = self.pending_l3.len(), "Redis unreachable; holding values back");
+                    break;
+                }
+            }
+        }
+        self.flush_l2().await;
+        report.held_back = self.pending_l3.len();
+        self.metrics
+            .writer_pending
+            .set(i64::try_from(report.held_back + self.pending_l2.len()).unwrap_or(i64::MAX));
+        report
+    }
+
+    async fn store_l3(&mut self, logical: &str, mut env: Envelope) -> Result<(), TierError> {
+        loop {
+            match self.l3.publish(logical, &env).await {
+                Ok(PublishOutcome::Published { .. }) => {
+                    self.count("published");
+                    self.pending_l2
+                        .insert(self.keys.value(logical), env.encode());
+                    return Ok(());
+                }
+                Ok(PublishOutcome::Outdated { current }) => {
+                    // Another writer (or this one before a clock step back)
+                    // got further: continue after its version.
+                    self.count("outdated");
+                    self.clock.observe(current);
+                    env.version = self.clock.next(0);
+                }
+                Err(e) => {
+                    self.count("failed");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn flush_l2(&mut self) {
+        let Some((memcached, breaker)) = &self.l2 else {
+            self.pending_l2.clear();
+            return;
+        };
+        while let Some((key, bytes)) = self.pending_l2.first() {
+            let Some(permit) = breaker.try_acquire() else {
+                return;
+            };
+            let ok = memcached.set(key, bytes).await.is_ok();
+            breaker.record(permit, ok);
+            if !ok {
+                tracing::debug!(
+                    held_back = self.pending_l2.len(),
+                    "Memcached unreachable; holding values back"
+                );
+                return;
+            }
+            self.pending_l2.shift_remove_index(0);
+        }
+    }
+
+    /// Tells readers the latest sequence, so they detect lost announcements.
+    pub async fn heartbeat(&self) -> Result<u64, TierError> {
+        self.l3.heartbeat().await
+    }
+
+    pub fn held_back(&self) -> usize {
+        self.pending_l3.len()
+    }
+
+    fn count(&self, reason: &'static str) {
+        self.metrics
+            .writer_publishes
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_only_go_up() {
+        let mut clock = VersionClock::default();
+        assert_eq!(clock.next(1_000), 1_000);
+        assert_eq!(clock.next(1_000), 1_001, "same instant still moves on");
+        assert_eq!(
+            clock.next(500),
+            1_002,
+            "a clock step back does not reuse versions"
+        );
+        clock.observe(5_000);
+        assert_eq!(clock.next(2_000), 5_001);
+    }
+}

@@ -1,0 +1,94 @@
+//! The writer's built-in tick sources: the synthetic feed and file replay.
+//!
+//! Both apply ticks straight into the shared book; publishing is the publish
+//! loop's job, so a source never waits on Redis.
+
+use super::{SharedBook, lock};
+use crate::market::synthetic::{SyntheticFeed, symbol_universe};
+use crate::market::tick::{Tick, parse_file};
+use crate::metrics::Metrics;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Batches per second of the synthetic feed: smooth enough, cheap enough.
+const SYNTHETIC_BATCHES_PER_SEC: u32 = 50;
+
+/// Feeds `tick_rate` seeded random-walk ticks per second, forever.
+pub async fn synthetic(
+    book: SharedBook,
+    seed: u64,
+    symbols: usize,
+    tick_rate: u32,
+    metrics: Arc<Metrics>,
+) {
+    let mut feed = SyntheticFeed::new(seed, symbol_universe(symbols));
+    let batches = SYNTHETIC_BATCHES_PER_SEC.min(tick_rate).max(1);
+    let per_batch = (tick_rate / batches).max(1) as usize;
+    let mut every = tokio::time::interval(Duration::from_secs(1) / batches);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let ticks = feed.next_batch(per_batch, OffsetDateTime::now_utc());
+        apply(&book, &ticks, &metrics);
+    }
+}
+
+/// Why a replay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read replay file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("replay file {path}, {source}")]
+    Parse {
+        path: String,
+        source: crate::market::tick::TickError,
+    },
+}
+
+/// Loads and checks a whole replay file up front, so a bad line is reported
+/// before anything is published.
+pub fn load_replay(path: &Path) -> Result<Vec<Tick>, ReplayError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_file(&shown, &text).map_err(|source| ReplayError::Parse {
+        path: shown,
+        source,
+    })
+}
+
+/// Replays ticks in file order. With `speed` > 0 the gaps between the
+/// file's timestamps are kept (divided by `speed`); with 0 all at once.
+pub async fn replay(book: SharedBook, ticks: Vec<Tick>, speed: f64, metrics: Arc<Metrics>) {
+    let total = ticks.len();
+    let mut previous: Option<OffsetDateTime> = None;
+    for tick in ticks {
+        if let (Some(prev), true) = (previous, speed > 0.0) {
+            let gap = (tick.ts - prev).as_seconds_f64().max(0.0) / speed;
+            if gap > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))).await;
+            }
+        }
+        previous = Some(tick.ts);
+        apply(&book, std::slice::from_ref(&tick), &metrics);
+    }
+    tracing::info!(
+        ticks = total,
+        "replay finished; the last values stay published"
+    );
+}
+
+pub fn apply(book: &SharedBook, ticks: &[Tick], metrics: &Metrics) {
+    let mut book = lock(book);
+    for tick in ticks {
+        book.apply(tick);
+    }
+    metrics.writer_ticks.inc_by(ticks.len() as u64);
+}
