@@ -13,7 +13,6 @@ use crate::cache::l3::{Event, Notice, Replay};
 use crate::metrics::{Metrics, ReasonLabels};
 use futures::StreamExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -23,7 +22,7 @@ pub struct Coherence {
     cache: Arc<TieredCache>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
-    synced: AtomicBool,
+    synced: watch::Sender<bool>,
     applied: watch::Sender<u64>,
 }
 
@@ -53,14 +52,19 @@ impl Coherence {
             cache,
             metrics,
             heartbeat,
-            synced: AtomicBool::new(false),
+            synced: watch::channel(false).0,
             applied: watch::channel(0).0,
         })
     }
 
     /// True while every update up to the latest heartbeat has been applied.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
+    }
+
+    /// Changes of [`is_synced`](Self::is_synced), to await instead of polling.
+    pub fn synced(&self) -> watch::Receiver<bool> {
+        self.synced.subscribe()
     }
 
     /// The last sequence applied; tests and benchmarks wait on it.
@@ -73,7 +77,8 @@ impl Coherence {
     }
 
     fn set_synced(&self, synced: bool) {
-        self.synced.store(synced, Ordering::Release);
+        self.synced
+            .send_if_modified(|current| std::mem::replace(current, synced) != synced);
         self.metrics.coherence_synced.set(i64::from(synced));
     }
 

@@ -1,0 +1,239 @@
+//! The tiered cache against real Redis and Memcached: read-through and
+//! backfill, version monotonicity, single flight, per-tier accounting,
+//! corrupt values and tiers going down.
+
+mod common;
+
+use bytes::Bytes;
+use cachebridge_dataplane::app::{Tiers, build_reader};
+use cachebridge_dataplane::cache::envelope::Envelope;
+use cachebridge_dataplane::cache::l2_memcached::Memcached;
+use cachebridge_dataplane::cache::l3::PublishOutcome;
+use cachebridge_dataplane::cache::{Miss, TieredCache};
+use cachebridge_dataplane::config::Config;
+use cachebridge_dataplane::keys::Keys;
+use cachebridge_dataplane::metrics::{Metrics, Outcome, Tier};
+use cachebridge_dataplane::reader::Reader;
+use cachebridge_dataplane::writer::publisher::Publisher;
+use common::{Server, config, eventually};
+use redis::Commands;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn reader(config: &Config) -> Reader {
+    let tiers = Tiers::connect(config, "test reader", false).unwrap();
+    build_reader(config, tiers, Arc::new(Metrics::new()))
+}
+
+fn publisher(config: &Config) -> Publisher {
+    let tiers = Tiers::connect(config, "test writer", false).unwrap();
+    Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        tiers.l2.map(Arc::new),
+        (3, Duration::from_millis(200)),
+        Arc::new(Metrics::new()),
+    )
+}
+
+fn memcached_of(config: &Config) -> Memcached {
+    Memcached::new(
+        config.memcached.servers.clone(),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+}
+
+async fn l2_value(config: &Config, logical: &str) -> Option<Envelope> {
+    let physical = Keys::new(config.key_prefix()).value(logical);
+    let raw = memcached_of(config).get(&physical).await.unwrap()?;
+    Envelope::decode(raw).ok()
+}
+
+fn payload(text: &'static str) -> Bytes {
+    Bytes::from_static(text.as_bytes())
+}
+
+#[tokio::test]
+async fn read_through_fills_l2_and_l1_and_counts_each_tier() {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    // Only Redis has the value: publish with a writer that has no L2.
+    let mut no_l2 = config.clone();
+    no_l2.memcached.servers.clear();
+    publisher(&no_l2)
+        .publish(vec![("k".into(), payload("{\"n\":1}"))], 1_000)
+        .await;
+
+    let first = reader(&config);
+    let found = first.cache.get("k").await.unwrap();
+    assert_eq!(found.tier, Tier::L3);
+    assert_eq!(&found.env.payload[..], b"{\"n\":1}");
+    // The backfill of L2 runs beside the response; await it.
+    let version = found.env.version;
+    eventually("L2 backfill", || async {
+        l2_value(&config, "k")
+            .await
+            .filter(|e| e.version == version)
+    })
+    .await;
+
+    assert_eq!(first.cache.get("k").await.unwrap().tier, Tier::L1);
+    let second = reader(&config);
+    assert_eq!(
+        second.cache.get("k").await.unwrap().tier,
+        Tier::L2,
+        "a fresh reader finds it in Memcached"
+    );
+    assert_eq!(second.cache.get("k").await.unwrap().tier, Tier::L1);
+
+    let m = &first.metrics;
+    assert_eq!(m.lookup_count(Tier::L1, Outcome::miss), 1);
+    assert_eq!(m.lookup_count(Tier::L1, Outcome::hit), 1);
+    assert_eq!(m.lookup_count(Tier::L2, Outcome::miss), 1);
+    assert_eq!(m.lookup_count(Tier::L3, Outcome::hit), 1);
+    assert_eq!(second.metrics.lookup_count(Tier::L2, Outcome::hit), 1);
+    assert_eq!(second.metrics.lookup_count(Tier::L3, Outcome::hit), 0);
+}
+
+#[tokio::test]
+async fn no_tier_replaces_a_newer_version_with_an_older_one() {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    let tiers = Tiers::connect(&config, "test", false).unwrap();
+    let newer = Envelope::new(500, 1, payload("\"new\""));
+    let older = Envelope::new(300, 1, payload("\"old\""));
+    assert!(matches!(
+        tiers.l3.publish("k", &newer).await.unwrap(),
+        PublishOutcome::Published { .. }
+    ));
+    assert_eq!(
+        tiers.l3.publish("k", &older).await.unwrap(),
+        PublishOutcome::Outdated { current: 500 }
+    );
+    assert_eq!(
+        tiers.l3.publish("k", &newer).await.unwrap(),
+        PublishOutcome::Outdated { current: 500 }
+    );
+
+    // An outdated copy in Memcached: a reader that heard of version 500
+    // refuses it, goes to Redis, and its L1 never holds the old one.
+    let physical = tiers.keys.value("k");
+    let l2 = memcached_of(&config);
+    l2.set(&physical, &older.encode()).await.unwrap();
+    let r = reader(&config);
+    r.cache.announce("k", 500).await;
+    let found = r.cache.get("k").await.unwrap();
+    assert_eq!((found.tier, found.env.version), (Tier::L3, 500));
+    assert_eq!(r.metrics.lookup_count(Tier::L2, Outcome::outdated), 1);
+    // The reader's backfill uses add, so it never overwrote anything either.
+    assert!(
+        !l2.add(&physical, &older.encode()).await.unwrap(),
+        "add must not replace"
+    );
+
+    // The writer's publisher moves past a version the store already holds.
+    let mut p = publisher(&config);
+    let report = p
+        .publish(vec![("k".into(), payload("\"newest\""))], 0)
+        .await;
+    assert_eq!(report.published, 1);
+    let raw: Vec<u8> = common::redis_conn(&redis).get(&physical).unwrap();
+    assert!(Envelope::decode(raw.into()).unwrap().version > 500);
+}
+
+#[tokio::test]
+async fn concurrent_misses_on_one_key_cost_one_fetch() {
+    let redis = Server::redis();
+    let config = config(Some(&redis), &[]);
+    publisher(&config)
+        .publish(vec![("hot".into(), payload("[1,2,3]"))], 1_000)
+        .await;
+    let r = reader(&config);
+    let cache: Arc<TieredCache> = Arc::clone(&r.cache);
+    let lookups = (0..64).map(|_| {
+        let cache = Arc::clone(&cache);
+        tokio::spawn(async move { cache.get("hot").await.map(|l| l.env.version) })
+    });
+    let versions: Vec<u64> = futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .map(|j| j.unwrap().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        r.metrics.lookup_count(Tier::L3, Outcome::hit),
+        1,
+        "one fetch for 64 concurrent misses"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_values_are_misses_with_a_metric_not_panics() {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    let keys = Keys::new(config.key_prefix());
+    publisher(&config)
+        .publish(vec![("good".into(), payload("{}"))], 1_000)
+        .await;
+
+    // Garbage in Memcached: skipped, and the good value comes from Redis.
+    memcached_of(&config)
+        .set(&keys.value("good"), b"garbage")
+        .await
+        .unwrap();
+    let r = reader(&config);
+    assert_eq!(r.cache.get("good").await.unwrap().tier, Tier::L3);
+    assert_eq!(r.metrics.lookup_count(Tier::L2, Outcome::corrupt), 1);
+
+    // Garbage in Redis, the source of truth: a miss that says why.
+    let _: () = common::redis_conn(&redis)
+        .set(keys.value("bad"), "CB\x01 torn write")
+        .unwrap();
+    match r.cache.get("bad").await {
+        Err(Miss::Unreachable(why)) => assert!(why.contains("unreadable"), "{why}"),
+        other => panic!("expected a miss, got {other:?}"),
+    }
+    assert_eq!(r.metrics.lookup_count(Tier::L3, Outcome::corrupt), 1);
+}
+
+#[tokio::test]
+async fn memcached_down_is_served_from_redis_and_then_skipped() {
+    let (redis, mut memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    let values = keys.iter().map(|k| (k.clone(), payload("1"))).collect();
+    publisher(&config).publish(values, 1_000).await;
+    memcached.kill();
+
+    let r = reader(&config);
+    for key in &keys {
+        assert_eq!(r.cache.get(key).await.unwrap().tier, Tier::L3, "{key}");
+    }
+    // Three failures open the breaker; later look-ups do not even try.
+    assert_eq!(r.metrics.lookup_count(Tier::L2, Outcome::error), 3);
+    assert_eq!(r.metrics.lookup_count(Tier::L2, Outcome::skipped), 2);
+}
+
+#[tokio::test]
+async fn redis_down_is_served_from_l1_and_l2_and_absent_data_says_unreachable() {
+    let (mut redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    publisher(&config)
+        .publish(
+            vec![("a".into(), payload("1")), ("b".into(), payload("2"))],
+            1_000,
+        )
+        .await;
+    let warm = reader(&config);
+    assert_eq!(warm.cache.get("a").await.unwrap().tier, Tier::L2);
+    redis.kill();
+
+    assert_eq!(warm.cache.get("a").await.unwrap().tier, Tier::L1);
+    let cold = reader(&config);
+    assert_eq!(cold.cache.get("b").await.unwrap().tier, Tier::L2);
+    match cold.cache.get("never-written").await {
+        Err(Miss::Unreachable(_)) => {}
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
