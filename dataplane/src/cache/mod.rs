@@ -318,7 +318,9 @@ impl TieredCache {
         self.l1.invalidate_all();
     }
 
-    pub fn l1_entries(&self) -> u64 {
+    /// Entries in L1, after moka's pending housekeeping (its count lags otherwise).
+    pub async fn l1_entries(&self) -> u64 {
+        self.l1.run_pending_tasks().await;
         self.l1.entry_count()
     }
 

@@ -115,7 +115,7 @@ async fn healthz() -> &'static str {
 /// least has data to serve while the source is unreachable.
 async fn readyz(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
     let synced = r.coherence.is_synced();
-    let l1_entries = r.cache.l1_entries();
+    let l1_entries = r.cache.l1_entries().await;
     let ready = synced || l1_entries > 0;
     let body = serde_json::json!({
         "ready": ready,
