@@ -29,7 +29,13 @@ async fn follower(config: &Config) -> (Reader, tokio::task::JoinHandle<()>) {
 
 fn publisher(config: &Config) -> Publisher {
     let tiers = Tiers::connect(config, "test writer", false).unwrap();
-    Publisher::new(tiers.keys, tiers.l3, tiers.l2.map(Arc::new), (3, Duration::from_millis(200)), Arc::new(Metrics::new()))
+    Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        tiers.l2.map(Arc::new),
+        (3, Duration::from_millis(200)),
+        Arc::new(Metrics::new()),
+    )
 }
 
 /// Heartbeats are sent by hand in these tests, so silence never interferes.
@@ -43,17 +49,28 @@ fn count(reader: &Reader, family: &str, reason: &'static str) -> u64 {
     let labels = ReasonLabels { reason };
     match family {
         "gaps" => reader.metrics.coherence_gaps.get_or_create(&labels).get(),
-        _ => reader.metrics.coherence_resyncs.get_or_create(&labels).get(),
+        _ => reader
+            .metrics
+            .coherence_resyncs
+            .get_or_create(&labels)
+            .get(),
     }
 }
 
 async fn publish(p: &mut Publisher, key: &str, value: &'static str) {
-    let report = p.publish(vec![(key.into(), Bytes::from_static(value.as_bytes()))], 0).await;
+    let report = p
+        .publish(vec![(key.into(), Bytes::from_static(value.as_bytes()))], 0)
+        .await;
     assert_eq!(report.published, 1);
 }
 
 async fn seq(config: &Config) -> u64 {
-    Tiers::connect(config, "probe", false).unwrap().l3.current_seq().await.unwrap()
+    Tiers::connect(config, "probe", false)
+        .unwrap()
+        .l3
+        .current_seq()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -72,7 +89,10 @@ async fn an_update_reaches_the_l1_of_both_readers() {
     publish(&mut writer, "k", "\"v2\"").await;
     let target = seq(&config).await;
     for r in [&a, &b] {
-        until("update applied", &mut r.coherence.applied(), |s| *s >= target).await;
+        until("update applied", &mut r.coherence.applied(), |s| {
+            *s >= target
+        })
+        .await;
         let found = r.cache.get("k").await.unwrap();
         assert_eq!(&found.env.payload[..], b"\"v2\"");
         assert_eq!(found.tier, Tier::L3, "the old L1 copy was dropped");
@@ -89,17 +109,29 @@ async fn a_killed_pubsub_connection_is_detected_and_missed_updates_replayed() {
     r.cache.get("k").await.unwrap();
     let mut synced = r.coherence.synced();
 
-    let killed: u64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut redis_conn(&redis)).unwrap();
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut redis_conn(&redis))
+        .unwrap();
     assert_eq!(killed, 1);
     // Published while the reader may be disconnected: only replay brings it.
     publish(&mut writer, "k", "\"v2\"").await;
     let target = seq(&config).await;
-    until("update applied", &mut r.coherence.applied(), |s| *s >= target).await;
+    until("update applied", &mut r.coherence.applied(), |s| {
+        *s >= target
+    })
+    .await;
     until("resynced", &mut synced, |s| *s).await;
 
     assert_eq!(count(&r, "gaps", "disconnect"), 1);
     assert!(count(&r, "resyncs", "replay") >= 1);
-    assert_eq!(count(&r, "resyncs", "flush"), 0, "replay was possible, L1 kept");
+    assert_eq!(
+        count(&r, "resyncs", "flush"),
+        0,
+        "replay was possible, L1 kept"
+    );
     assert_eq!(&r.cache.get("k").await.unwrap().env.payload[..], b"\"v2\"");
 }
 
@@ -116,7 +148,9 @@ async fn a_sequence_jump_is_replayed_from_the_stream() {
     // An update whose announcement was lost: stored and in the stream, never published.
     let lost = Envelope::new(u64::MAX >> 12, 0, Bytes::from_static(b"\"lost\""));
     let mut conn = redis_conn(&redis);
-    let _: () = conn.set(keys.value("other"), lost.encode().as_ref()).unwrap();
+    let _: () = conn
+        .set(keys.value("other"), lost.encode().as_ref())
+        .unwrap();
     let n: u64 = conn.incr(keys.seq(), 1).unwrap();
     let _: String = redis::cmd("XADD")
         .arg(keys.stream())
@@ -129,11 +163,18 @@ async fn a_sequence_jump_is_replayed_from_the_stream() {
         .unwrap();
     publish(&mut writer, "k", "\"v2\"").await;
     let target = seq(&config).await;
-    until("update applied", &mut r.coherence.applied(), |s| *s >= target).await;
+    until("update applied", &mut r.coherence.applied(), |s| {
+        *s >= target
+    })
+    .await;
 
     assert_eq!(count(&r, "gaps", "sequence"), 1);
     assert_eq!(count(&r, "resyncs", "replay"), 1);
-    assert_eq!(r.cache.floor("other"), lost.version, "the lost notice was replayed");
+    assert_eq!(
+        r.cache.floor("other"),
+        lost.version,
+        "the lost notice was replayed"
+    );
     assert_eq!(&r.cache.get("k").await.unwrap().env.payload[..], b"\"v2\"");
 }
 
@@ -154,14 +195,30 @@ async fn a_heartbeat_ahead_with_a_trimmed_stream_flushes_l1() {
     let mut conn = redis_conn(&redis);
     let _: () = conn.set(keys.value("k"), newer.encode().as_ref()).unwrap();
     let _: u64 = conn.incr(keys.seq(), 1).unwrap();
-    let _: u64 = redis::cmd("XTRIM").arg(keys.stream()).arg("MAXLEN").arg(0).query(&mut conn).unwrap();
-    let beat = Tiers::connect(&config, "probe", false).unwrap().l3.heartbeat().await.unwrap();
-    until("flushed and moved on", &mut r.coherence.applied(), |s| *s >= beat).await;
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(keys.stream())
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
+    let beat = Tiers::connect(&config, "probe", false)
+        .unwrap()
+        .l3
+        .heartbeat()
+        .await
+        .unwrap();
+    until("flushed and moved on", &mut r.coherence.applied(), |s| {
+        *s >= beat
+    })
+    .await;
 
     assert_eq!(count(&r, "gaps", "heartbeat"), 1);
     assert_eq!(count(&r, "resyncs", "flush"), 1);
     let found = r.cache.get("k").await.unwrap();
-    assert_eq!((found.tier, &found.env.payload[..]), (Tier::L3, &b"\"v2\""[..]));
+    assert_eq!(
+        (found.tier, &found.env.payload[..]),
+        (Tier::L3, &b"\"v2\""[..])
+    );
 }
 
 #[tokio::test]

@@ -139,6 +139,14 @@ impl Book {
     pub fn iter(&self) -> impl Iterator<Item = &SymbolState> + '_ {
         self.states.values()
     }
+
+    /// Time of the newest tick: what the market views are "as of". Using it
+    /// instead of the clock keeps a view byte-identical while no tick
+    /// arrives, so the writer does not re-publish (and invalidate every
+    /// reader's L1) just because time passed.
+    pub fn last_update(&self) -> Option<OffsetDateTime> {
+        self.states.values().map(|s| s.updated).max()
+    }
 }
 
 #[cfg(test)]

@@ -53,11 +53,17 @@ impl Cycle {
 
     /// The values that changed since they were last published, or that are
     /// due for a refresh so their age never exceeds the staleness budget.
-    pub fn due(&mut self, book: &Book, now: OffsetDateTime) -> Vec<(String, Bytes)> {
-        let Some(snapshot) = views::snapshot(book, self.movers, now) else {
+    pub fn due(&mut self, book: &Book) -> Vec<(String, Bytes)> {
+        self.due_at(book, Instant::now())
+    }
+
+    fn due_at(&mut self, book: &Book, at: Instant) -> Vec<(String, Bytes)> {
+        let Some(snapshot) = book
+            .last_update()
+            .and_then(|as_of| views::snapshot(book, self.movers, as_of))
+        else {
             return Vec::new();
         };
-        let at = Instant::now();
         payloads(&snapshot)
             .into_iter()
             .filter(|(key, payload)| {
@@ -110,7 +116,7 @@ pub async fn publish_loop(book: SharedBook, mut publisher: Publisher, config: Co
         tokio::select! {
             _ = publish.tick() => {
                 let now = OffsetDateTime::now_utc();
-                let due = cycle.due(&lock(&book), now);
+                let due = cycle.due(&lock(&book));
                 let produced_at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
                 let report = publisher.publish(due, produced_at_ms).await;
                 tracing::trace!(published = report.published, held_back = report.held_back, "publish cycle");
@@ -121,5 +127,61 @@ pub async fn publish_loop(book: SharedBook, mut publisher: Publisher, config: Co
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::tick::parse_ndjson;
+
+    fn book(lines: &str) -> Book {
+        let mut book = Book::default();
+        for tick in parse_ndjson(lines).unwrap() {
+            book.apply(&tick);
+        }
+        book
+    }
+
+    const A: &str = r#"{"symbol":"AAA","price":10,"volume":5,"ts":"2026-01-02T15:00:00Z"}"#;
+    const B: &str = r#"{"symbol":"BBB","price":20,"volume":5,"ts":"2026-01-02T15:00:01Z"}"#;
+
+    #[test]
+    fn only_changed_or_due_values_are_published() {
+        let mut cycle = Cycle::new(&Config::default());
+        let t0 = Instant::now();
+        assert!(
+            cycle.due_at(&Book::default(), t0).is_empty(),
+            "nothing is fabricated for an empty book"
+        );
+        let one = book(A);
+        let first: Vec<String> = cycle.due_at(&one, t0).into_iter().map(|(k, _)| k).collect();
+        assert!(
+            first.contains(&"market:ticker:AAA".to_string())
+                && first.contains(&"market:overview".to_string())
+        );
+        assert!(
+            cycle.due_at(&one, t0 + Duration::from_secs(1)).is_empty(),
+            "unchanged: nothing to send"
+        );
+
+        let two = book(&format!("{A}\n{B}"));
+        let changed: Vec<String> = cycle
+            .due_at(&two, t0 + Duration::from_secs(2))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(changed.contains(&"market:ticker:BBB".to_string()));
+        assert!(
+            !changed.contains(&"market:ticker:AAA".to_string()),
+            "AAA did not change"
+        );
+
+        // Half the staleness budget later everything is refreshed.
+        let later = t0 + Config::default().cache.staleness_budget;
+        assert_eq!(
+            cycle.due_at(&two, later).len(),
+            payloads(&views::snapshot(&two, 10, two.last_update().unwrap()).unwrap()).len()
+        );
     }
 }
