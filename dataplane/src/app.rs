@@ -313,7 +313,11 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
-    let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+    // 503 "no data yet" is an expected answer, not a server failure: log
+    // failures at debug level like every other response.
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    let router = router.layer(trace);
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "HTTP server stopped");

@@ -17,7 +17,8 @@ async fn main() -> ExitCode {
     };
     let started = match role {
         Role::ShowConfig => {
-            print!("{}", serde_yaml::to_string(&config).unwrap_or_default());
+            let yaml = serde_yaml::to_string(&config).unwrap_or_default();
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes());
             return ExitCode::SUCCESS;
         }
         Role::Local => app::start_local(&config).await,
@@ -44,21 +45,22 @@ async fn main() -> ExitCode {
 }
 
 fn announce_local(running: &Running, external: bool) {
-    if let Some(addr) = running.addr {
-        let store = if external {
-            "your Redis"
-        } else {
-            "an embedded in-memory store"
-        };
-        println!("CacheBridge local is running on {store}.");
-        println!("  dashboard: http://{addr}/");
-        println!(
-            "  API:       http://{addr}/api/v1/market/overview  (also /tickers, /movers, /api/v1/signals, /api/v1/dashboard)"
-        );
-        println!("  ingest:    curl -X POST --data-binary @ticks.ndjson http://{addr}/ingest");
-        println!("  metrics:   http://{addr}/metrics");
-        println!("Press Ctrl-C to stop.");
-    }
+    let Some(addr) = running.addr else { return };
+    let store = if external {
+        "your Redis"
+    } else {
+        "an embedded in-memory store"
+    };
+    let text = format!(
+        "CacheBridge local is running on {store}.\n  \
+         dashboard: http://{addr}/\n  \
+         API:       http://{addr}/api/v1/market/overview  (also /tickers, /movers, /api/v1/signals, /api/v1/dashboard)\n  \
+         ingest:    curl -X POST --data-binary @ticks.ndjson http://{addr}/ingest\n  \
+         metrics:   http://{addr}/metrics\n\
+         Press Ctrl-C to stop.\n"
+    );
+    // A closed stdout (piped into `head`, say) must not stop the server.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
 }
 
 fn fail(e: &dyn std::error::Error) -> ExitCode {

@@ -90,6 +90,19 @@ impl SyntheticFeed {
     }
 
     /// Picks a random symbol, moves its price one step and returns the tick.
+    /// One opening trade per symbol at its starting price, so the market
+    /// views cover the whole universe from the first publish on.
+    pub fn opening(&mut self, ts: OffsetDateTime) -> Vec<Tick> {
+        (0..self.symbols.len())
+            .map(|index| Tick {
+                symbol: self.symbols[index].clone(),
+                price: round_dp(self.prices[index], 2).max(PRICE_FLOOR),
+                volume: self.rng.random_range(VOLUME),
+                ts,
+            })
+            .collect()
+    }
+
     pub fn next_tick(&mut self, ts: OffsetDateTime) -> Tick {
         let index = self.rng.random_range(0..self.symbols.len());
         let bound = if self.rng.random_bool(JUMP_PROBABILITY) {
@@ -117,6 +130,19 @@ impl SyntheticFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_covers_every_symbol_once() {
+        let mut feed = SyntheticFeed::new(3, symbol_universe(DEFAULT_SYMBOLS));
+        let ticks = feed.opening(OffsetDateTime::UNIX_EPOCH);
+        let symbols: std::collections::BTreeSet<_> =
+            ticks.iter().map(|t| t.symbol.as_str()).collect();
+        assert_eq!(
+            (ticks.len(), symbols.len()),
+            (DEFAULT_SYMBOLS, DEFAULT_SYMBOLS)
+        );
+        assert!(ticks.iter().all(|t| t.price >= PRICE_FLOOR));
+    }
     use crate::market::tick::validate_symbol;
     use std::collections::BTreeSet;
     use time::macros::datetime;

@@ -24,6 +24,7 @@ pub async fn synthetic(
     metrics: Arc<Metrics>,
 ) {
     let mut feed = SyntheticFeed::new(seed, symbol_universe(symbols));
+    apply(&book, &feed.opening(OffsetDateTime::now_utc()), &metrics);
     let batches = SYNTHETIC_BATCHES_PER_SEC.min(tick_rate).max(1);
     let per_batch = (tick_rate / batches).max(1) as usize;
     let mut every = tokio::time::interval(Duration::from_secs(1) / batches);

@@ -1,0 +1,154 @@
+//! The binary as users run it: `local` alone, and a writer with two readers
+//! as separate processes over real Redis and Memcached.
+
+mod common;
+
+use common::{Server, client, eventually, free_port, tick};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cachebridge-dataplane");
+
+/// A dataplane process, killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cachebridge-dataplane");
+    Proc(child)
+}
+
+async fn status(url: &str) -> StatusCode {
+    match client().get(url).send().await {
+        Ok(response) => response.status(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[tokio::test]
+async fn local_prints_its_url_and_serves_the_synthetic_feed() {
+    let port = free_port().to_string();
+    let mut local = spawn(&["local", "--listen", &format!("127.0.0.1:{port}")]);
+    let stdout = local.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first_lines: Vec<String> = lines.by_ref().take(3).map(Result::unwrap).collect();
+    // Keep reading so the process never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let url = format!("http://127.0.0.1:{port}/");
+    assert!(
+        first_lines.iter().any(|l| l.contains(&url)),
+        "{first_lines:?}"
+    );
+
+    let overview = format!("http://127.0.0.1:{port}/api/v1/market/overview");
+    eventually("overview", || async {
+        (status(&overview).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    let body: Value = client()
+        .get(&overview)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["symbols"], 175);
+}
+
+#[tokio::test]
+async fn a_tick_ingested_by_the_writer_appears_on_both_readers() {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let (url, mc) = (redis.url(), memcached.addr());
+    let ingest_port = free_port().to_string();
+    let common_args = [
+        "--redis",
+        &url,
+        "--memcached",
+        &mc,
+        "--bridge",
+        "test/processes",
+        "--publish-interval",
+        "50ms",
+    ];
+    let mut writer_args = vec!["writer"];
+    writer_args.extend(common_args);
+    writer_args.extend(["--source", "none", "--ingest-listen"]);
+    let ingest_addr = format!("127.0.0.1:{ingest_port}");
+    writer_args.push(&ingest_addr);
+    let _writer = spawn(&writer_args);
+
+    let reader_ports = [free_port(), free_port()];
+    let _readers: Vec<Proc> = reader_ports
+        .iter()
+        .map(|port| {
+            let listen = format!("127.0.0.1:{port}");
+            spawn(&[
+                "reader",
+                "--redis",
+                &url,
+                "--memcached",
+                &mc,
+                "--bridge",
+                "test/processes",
+                "--listen",
+                &listen,
+            ])
+        })
+        .collect();
+    for port in reader_ports {
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        eventually("reader ready", || async {
+            (status(&ready).await == StatusCode::OK).then_some(())
+        })
+        .await;
+        let missing = status(&format!(
+            "http://127.0.0.1:{port}/api/v1/market/tickers/NEWSYM"
+        ))
+        .await;
+        assert_eq!(
+            missing,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nothing published yet"
+        );
+    }
+
+    let ingest = format!("http://{ingest_addr}/ingest");
+    let pushed = eventually("writer accepts ingest", || async {
+        let response = client()
+            .post(&ingest)
+            .body(tick("NEWSYM", 42.5, 7))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status())
+    })
+    .await;
+    assert_eq!(pushed, StatusCode::ACCEPTED);
+
+    for port in reader_ports {
+        let ticker = format!("http://127.0.0.1:{port}/api/v1/market/tickers/NEWSYM");
+        let body: Value = eventually("tick visible on reader", || async {
+            let response = client().get(&ticker).send().await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())?;
+            response.json().await.ok()
+        })
+        .await;
+        assert_eq!(body["data"]["last"], 42.5);
+        assert_eq!(body["data"]["volume"], 7);
+    }
+}
