@@ -12,8 +12,8 @@ use crate::cache::l3::redis::{RedisStore, RedisTarget};
 use crate::config::{Config, Source};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::reader::Reader;
 use crate::reader::coherence::Coherence;
+use crate::reader::{Reader, stats};
 use crate::writer::publisher::Publisher;
 use crate::writer::{self, ingest, sources};
 use axum::Router;
@@ -189,6 +189,7 @@ pub async fn start_reader(config: &Config) -> Result<Running, StartError> {
     let reader = build_reader(config, tiers, Arc::clone(&metrics));
     let mut tasks = JoinSet::new();
     tasks.spawn(Arc::clone(&reader.coherence).run());
+    tasks.spawn(stats::report_loop(reader.clone(), stats::instance_name()));
     let addr = serve(&mut tasks, config.reader.listen, reader.clone().router()).await?;
     tracing::info!(%addr, "reader listening");
     Ok(Running {

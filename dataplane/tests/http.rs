@@ -370,3 +370,45 @@ async fn health_metrics_and_dashboard_answer() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_reader_stores_its_figures_in_redis_for_the_operator() {
+    let redis = Server::redis();
+    let config = config(Some(&redis), &[]);
+    let now_ms = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    publisher(&config)
+        .publish(
+            vec![("market:overview".to_owned(), Bytes::from_static(b"{}"))],
+            now_ms - 1_500,
+        )
+        .await;
+    let running = app::start_reader(&config).await.unwrap();
+    let url = base(&running);
+    for _ in 0..4 {
+        get(&format!("{url}/api/v1/market/overview")).await;
+    }
+    let prefix = cachebridge_dataplane::keys::Keys::new(config.key_prefix());
+    let pattern = prefix.stats("reader", "*");
+    let mut conn = common::redis_conn(&redis);
+    let doc: String = eventually("figures stored", || {
+        let keys: Vec<String> = redis::Commands::keys(&mut conn, &pattern).unwrap();
+        let found = keys
+            .first()
+            .map(|k| redis::Commands::get(&mut conn, k).unwrap());
+        async move { found }
+    })
+    .await;
+    let stored: Value = serde_json::from_str(&doc).unwrap();
+    assert!(
+        stored["dataAgeSeconds"].as_f64().unwrap() >= 1.5,
+        "{stored}"
+    );
+    assert!(stored["at"].is_string());
+    let figures =
+        cachebridge_dataplane::reader::stats::figures(running.reader.as_ref().unwrap()).await;
+    let ratio = figures["l1HitRatio"].as_f64().unwrap();
+    assert!(
+        ratio > 0.5 && ratio < 1.0,
+        "first look-up missed, the rest hit: {figures}"
+    );
+}

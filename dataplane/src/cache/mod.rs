@@ -102,6 +102,10 @@ impl TieredCache {
         }
     }
 
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     pub fn l3(&self) -> &Arc<L3> {
         &self.l3.inner
     }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod coherence;
 pub mod respond;
+pub mod stats;
 
 use crate::cache::TieredCache;
 use crate::metrics::{EndpointLabels, Metrics, RequestLabels};

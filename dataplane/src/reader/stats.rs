@@ -1,0 +1,73 @@
+//! Publishes this reader's cache figures into L3 for the operator.
+//!
+//! The operator shows a bridge's hit ratio and data age in `kubectl get
+//! cachebridges`. Rather than scraping every reader pod, it reads one small
+//! JSON document per reader from Redis, which each reader refreshes every
+//! few seconds with an expiry, so readers that are gone drop out by themselves.
+
+use super::Reader;
+use crate::keys::logical;
+use crate::metrics::{Outcome, Tier};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often the figures are refreshed; the document lives six times longer.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The reader's name in the stats key: the pod name in Kubernetes.
+pub fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("reader-{}", std::process::id()))
+}
+
+/// The figures document, as the operator expects it.
+pub async fn figures(reader: &Reader) -> serde_json::Value {
+    let m = &reader.metrics;
+    let l1_lookups: u64 = [Outcome::hit, Outcome::miss, Outcome::outdated]
+        .into_iter()
+        .map(|o| m.lookup_count(Tier::L1, o))
+        .sum();
+    let ratio = |hits: u64| (l1_lookups > 0).then(|| hits as f64 / l1_lookups as f64);
+    let l1_hits = m.lookup_count(Tier::L1, Outcome::hit);
+    let l2_hits = m.lookup_count(Tier::L2, Outcome::hit);
+    let data_age = match reader.cache.get(logical::OVERVIEW).await {
+        Ok(found) => {
+            let produced = UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(found.env.produced_at_ms).unwrap_or(0));
+            SystemTime::now()
+                .duration_since(produced)
+                .ok()
+                .map(|d| d.as_secs_f64())
+        }
+        Err(_) => None,
+    };
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    serde_json::json!({
+        // Share of look-ups answered without going to Redis (L1 or L2).
+        "hitRatio": ratio(l1_hits + l2_hits),
+        "l1HitRatio": ratio(l1_hits),
+        "dataAgeSeconds": data_age,
+        "synced": reader.coherence.is_synced(),
+        "at": at,
+    })
+}
+
+/// Refreshes the document forever.
+pub async fn report_loop(reader: Reader, instance: String) {
+    let key = reader.cache.keys().stats("reader", &instance);
+    let mut every = tokio::time::interval(REPORT_EVERY);
+    loop {
+        every.tick().await;
+        let doc = figures(&reader).await.to_string();
+        if let Err(e) = reader
+            .cache
+            .l3()
+            .put_stats(&key, &doc, REPORT_EVERY * 6)
+            .await
+        {
+            tracing::debug!(error = %e, "reader figures not stored");
+        }
+    }
+}
