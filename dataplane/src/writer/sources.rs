@@ -93,3 +93,36 @@ pub fn apply(book: &SharedBook, ticks: &[Tick], metrics: &Metrics) {
     }
     metrics.writer_ticks.inc_by(ticks.len() as u64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_sample_files_replay() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        let ndjson = load_replay(&samples.join("ticks.ndjson")).unwrap();
+        let csv = load_replay(&samples.join("ticks.csv")).unwrap();
+        assert_eq!(ndjson.len(), 240);
+        assert_eq!(ndjson, csv, "the two formats carry the same ticks");
+    }
+
+    #[test]
+    fn a_bad_replay_file_is_reported_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.csv");
+        std::fs::write(
+            &path,
+            "symbol,price,volume,ts\nAAPL,abc,1,2026-01-02T15:04:05Z\n",
+        )
+        .unwrap();
+        let err = load_replay(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("price"), "{err}");
+        assert!(
+            load_replay(&dir.path().join("missing.ndjson"))
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
+    }
+}
