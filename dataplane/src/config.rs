@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything a writer, a reader or `local` needs to run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     /// The bridge this process belongs to; names the default key prefix.
@@ -133,21 +133,6 @@ pub enum Source {
 #[serde(default, deny_unknown_fields)]
 pub struct ReaderConfig {
     pub listen: SocketAddr,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            bridge: BridgeRef::default(),
-            key_prefix: None,
-            redis: RedisConfig::default(),
-            memcached: MemcachedConfig::default(),
-            cache: CacheConfig::default(),
-            coherence: CoherenceConfig::default(),
-            writer: WriterConfig::default(),
-            reader: ReaderConfig::default(),
-        }
-    }
 }
 
 impl Default for BridgeRef {

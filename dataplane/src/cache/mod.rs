@@ -170,13 +170,13 @@ impl TieredCache {
     async fn fetch_below_l1(&self, logical: &str) -> Result<Cached, Miss> {
         let physical = self.keys.value(logical);
         let floor = self.floor(logical);
-        if let Some(l2) = &self.l2 {
-            if let Some(env) = self.fetch_l2(l2, &physical, floor).await {
-                return Ok(Cached {
-                    env: Arc::new(env),
-                    origin: Tier::L2,
-                });
-            }
+        if let Some(l2) = &self.l2
+            && let Some(env) = self.fetch_l2(l2, &physical, floor).await
+        {
+            return Ok(Cached {
+                env: Arc::new(env),
+                origin: Tier::L2,
+            });
         }
         let env = self.fetch_l3(&physical).await?;
         if let Some(l2) = &self.l2 {
@@ -309,10 +309,10 @@ impl TieredCache {
             let floor = floors.entry(logical.to_owned()).or_insert(0);
             *floor = (*floor).max(version);
         }
-        if let Some(cached) = self.l1.get(logical).await {
-            if cached.env.version < version {
-                self.l1.invalidate(logical).await;
-            }
+        if let Some(cached) = self.l1.get(logical).await
+            && cached.env.version < version
+        {
+            self.l1.invalidate(logical).await;
         }
     }
 

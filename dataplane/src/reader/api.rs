@@ -172,12 +172,9 @@ async fn by_symbol(
 }
 
 /// Looks up several keys at once; all must be there.
-async fn fetch(r: &Reader, keys: &[&str]) -> Result<Vec<Lookup>, Response> {
+async fn fetch(r: &Reader, keys: &[&str]) -> Result<Vec<Lookup>, Miss> {
     let results = futures::future::join_all(keys.iter().map(|k| r.cache.get(k))).await;
-    results
-        .into_iter()
-        .map(|res| res.map_err(|m| unavailable(&m)))
-        .collect()
+    results.into_iter().collect()
 }
 
 /// 503: nothing to serve, and the reason why.
@@ -232,7 +229,7 @@ impl Reader {
         &self,
         endpoint: &'static str,
         request: &HeaderMap,
-        result: Result<Served, Response>,
+        result: Result<Served, Miss>,
     ) -> Response {
         match result {
             Ok(served) => {
@@ -241,7 +238,7 @@ impl Reader {
                 self.count_served(endpoint, &served, stale.is_some(), now);
                 ok(&served, request, stale, now)
             }
-            Err(response) => self.reject(endpoint, response),
+            Err(miss) => self.reject(endpoint, unavailable(&miss)),
         }
     }
 }
