@@ -1,0 +1,122 @@
+//! The dataplane's config file, and the ConfigMap that carries it.
+//!
+//! The file is `cachebridge_dataplane::config::Config` itself, serialized:
+//! the operator cannot write a field the dataplane does not know. It never
+//! holds a password; the pods read that from the Secret named in the status.
+
+use super::common::meta;
+use super::labels::Component;
+use super::names::{self, CONFIG_KEY, INGEST_PORT};
+use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
+use cachebridge_api::v1alpha1::SourceType;
+use cachebridge_dataplane::config::{
+    BridgeRef, CacheConfig, Config, MemcachedConfig, ReaderConfig, RedisConfig, Source,
+    WriterConfig,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the replay ConfigMap is mounted in the writer.
+pub const REPLAY_DIR: &str = "/etc/cachebridge/replay";
+
+/// The dataplane config for this bridge.
+pub fn dataplane_config(b: &Bridge) -> Config {
+    Config {
+        bridge: BridgeRef {
+            namespace: b.namespace.clone(),
+            name: b.name.clone(),
+        },
+        key_prefix: Some(b.key_prefix.clone()),
+        redis: redis_config(b),
+        memcached: MemcachedConfig {
+            servers: memcached_servers(b),
+        },
+        cache: CacheConfig {
+            l1_max_bytes: b.cache.l1_max_mb * 1024 * 1024,
+            l1_ttl: b.cache.l1_ttl,
+            l2_ttl: b.cache.l2_ttl,
+            l3_ttl: b.cache.l3_ttl,
+            staleness_budget: b.cache.staleness_budget,
+            ..CacheConfig::default()
+        },
+        coherence: Default::default(),
+        writer: writer_config(b),
+        reader: ReaderConfig {
+            listen: listen_all(b.reader.port),
+        },
+    }
+}
+
+/// The Redis URL clients use (never with credentials).
+pub fn redis_url(b: &Bridge) -> String {
+    match &b.redis {
+        RedisPlan::Managed(_) => names::managed_redis_url(b),
+        RedisPlan::External(external) => external.url.clone(),
+    }
+}
+
+/// The ACL user clients connect as, if any.
+pub fn redis_username(b: &Bridge) -> Option<String> {
+    match &b.redis {
+        RedisPlan::Managed(_) => Some(names::REDIS_USERNAME.to_string()),
+        RedisPlan::External(external) => external.username.clone(),
+    }
+}
+
+/// Memcached servers in hash order.
+pub fn memcached_servers(b: &Bridge) -> Vec<String> {
+    match &b.memcached {
+        MemcachedPlan::Managed(m) => names::managed_memcached_servers(b, m.replicas),
+        MemcachedPlan::External(e) => e.servers.clone(),
+    }
+}
+
+fn redis_config(b: &Bridge) -> RedisConfig {
+    RedisConfig {
+        url: Some(redis_url(b)),
+        password_file: None,
+        username: redis_username(b),
+    }
+}
+
+fn writer_config(b: &Bridge) -> WriterConfig {
+    let source = &b.writer.source;
+    WriterConfig {
+        source: match (source.type_, &source.replay) {
+            (SourceType::Synthetic, _) => Source::Synthetic,
+            (SourceType::Replay, Some(replay)) => {
+                Source::Replay(PathBuf::from(REPLAY_DIR).join(&replay.key))
+            }
+            // Validation guarantees Replay comes with a file; Ingest has no built-in source.
+            (SourceType::Replay, None) | (SourceType::Ingest, _) => Source::None,
+        },
+        ingest_listen: (source.type_ == SourceType::Ingest).then(|| listen_all(INGEST_PORT)),
+        seed: u64::try_from(source.seed).unwrap_or_default(),
+        tick_rate: u32::try_from(source.tick_rate).unwrap_or(1),
+        symbols: usize::try_from(source.symbols).unwrap_or(1),
+        publish_interval: b.publish_interval,
+        replay_speed: source.replay.as_ref().map_or(1.0, |r| r.speed),
+        ..WriterConfig::default()
+    }
+}
+
+fn listen_all(port: i32) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], u16::try_from(port).unwrap_or(8080)))
+}
+
+/// `NAME-dataplane` with `config.yaml`.
+pub fn config_map(b: &Bridge, yaml: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(b, names::dataplane(b), Component::Dataplane),
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), yaml.to_string())])),
+        ..Default::default()
+    }
+}
+
+/// A short, stable fingerprint of the config: on the pod templates it makes
+/// a config change roll the pods.
+pub fn config_hash(yaml: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(yaml.as_bytes()))
+}

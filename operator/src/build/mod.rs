@@ -1,0 +1,336 @@
+//! Stage 2 of a reconcile: everything a bridge consists of, as objects.
+//!
+//! [`build`] is a pure function of the validated [`Bridge`] and the operator
+//! [`Settings`]: no client, no clock, no randomness. Its result, [`Desired`],
+//! is a typed struct with one field per child, so `apply` (which destructures
+//! it) cannot forget a kind, and what the bridge does not want (a managed
+//! Redis after switching to an external one) is known from the types alone.
+
+pub mod common;
+pub mod config;
+pub mod dataplane;
+pub mod labels;
+pub mod memcached;
+pub mod names;
+pub mod pod_security;
+pub mod policy;
+pub mod rbac;
+pub mod redis;
+pub mod secret;
+
+use crate::error::Result;
+use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use serde::Serialize;
+
+/// What the operator itself brings to every build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The operator's namespace: its pods may reach managed Redis for cache figures.
+    pub operator_namespace: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            operator_namespace: "cachebridge-system".into(),
+        }
+    }
+}
+
+/// Every child object of one bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub dataplane: DataplaneObjects,
+    /// `None` when Redis is external.
+    pub redis: Option<RedisObjects>,
+    /// `None` when Memcached is external.
+    pub memcached: Option<MemcachedObjects>,
+    pub writer: WriterObjects,
+    pub reader: ReaderObjects,
+}
+
+/// Shared by writer and readers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataplaneObjects {
+    pub service_account: ServiceAccount,
+    pub role: Role,
+    pub role_binding: RoleBinding,
+    pub config_map: ConfigMap,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisObjects {
+    /// Without data: `apply` generates the passwords once.
+    pub secret: Secret,
+    pub service: Service,
+    pub stateful_set: StatefulSet,
+    pub network_policy: NetworkPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemcachedObjects {
+    pub service: Service,
+    pub stateful_set: StatefulSet,
+    pub network_policy: NetworkPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterObjects {
+    pub deployment: Deployment,
+    /// Only for the `Ingest` source.
+    pub service: Option<Service>,
+    pub network_policy: NetworkPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReaderObjects {
+    pub deployment: Deployment,
+    pub service: Service,
+    pub pdb: PodDisruptionBudget,
+    pub network_policy: NetworkPolicy,
+}
+
+/// Builds every child of the bridge.
+pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
+    let yaml = serde_yaml::to_string(&config::dataplane_config(b))?;
+    let hash = config::config_hash(&yaml);
+    Ok(Desired {
+        dataplane: DataplaneObjects {
+            service_account: rbac::service_account(b),
+            role: rbac::role(b, &password_secret_name(b)),
+            role_binding: rbac::role_binding(b),
+            config_map: config::config_map(b, &yaml),
+        },
+        redis: match &b.redis {
+            RedisPlan::Managed(m) => Some(RedisObjects {
+                secret: secret::password_secret(b),
+                service: redis::service(b),
+                stateful_set: redis::stateful_set(b, m),
+                network_policy: policy::redis(b, settings),
+            }),
+            RedisPlan::External(_) => None,
+        },
+        memcached: match &b.memcached {
+            MemcachedPlan::Managed(m) => Some(MemcachedObjects {
+                service: memcached::service(b),
+                stateful_set: memcached::stateful_set(b, m),
+                network_policy: policy::memcached(b),
+            }),
+            MemcachedPlan::External(_) => None,
+        },
+        writer: WriterObjects {
+            deployment: dataplane::writer_deployment(b, &hash),
+            service: dataplane::writer_service(b),
+            network_policy: policy::writer(b),
+        },
+        reader: ReaderObjects {
+            deployment: dataplane::reader_deployment(b, &hash),
+            service: dataplane::reader_service(b),
+            pdb: policy::reader_pdb(b),
+            network_policy: policy::reader(b),
+        },
+    })
+}
+
+/// The Secret the dataplane reads the Redis password from, and its key.
+pub fn password_secret(b: &Bridge) -> (String, String) {
+    match &b.redis {
+        RedisPlan::Managed(_) => (names::redis_secret(b), names::PASSWORD_KEY.to_string()),
+        RedisPlan::External(e) => (
+            e.password_secret.name.clone(),
+            e.password_secret.key.clone(),
+        ),
+    }
+}
+
+fn password_secret_name(b: &Bridge) -> String {
+    password_secret(b).0
+}
+
+/// The kinds of child a bridge can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    ServiceAccount,
+    Role,
+    RoleBinding,
+    ConfigMap,
+    Secret,
+    Service,
+    NetworkPolicy,
+    StatefulSet,
+    Deployment,
+    PodDisruptionBudget,
+}
+
+/// A child by kind and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildKey {
+    pub kind: Kind,
+    pub name: String,
+}
+
+/// One desired child, borrowed, with its kind in the type.
+#[derive(Debug, Clone, Copy)]
+pub enum Child<'a> {
+    ServiceAccount(&'a ServiceAccount),
+    Role(&'a Role),
+    RoleBinding(&'a RoleBinding),
+    ConfigMap(&'a ConfigMap),
+    Secret(&'a Secret),
+    Service(&'a Service),
+    NetworkPolicy(&'a NetworkPolicy),
+    StatefulSet(&'a StatefulSet),
+    Deployment(&'a Deployment),
+    PodDisruptionBudget(&'a PodDisruptionBudget),
+}
+
+impl Child<'_> {
+    pub fn key(&self) -> ChildKey {
+        let (kind, meta) = match self {
+            Child::ServiceAccount(o) => (Kind::ServiceAccount, &o.metadata),
+            Child::Role(o) => (Kind::Role, &o.metadata),
+            Child::RoleBinding(o) => (Kind::RoleBinding, &o.metadata),
+            Child::ConfigMap(o) => (Kind::ConfigMap, &o.metadata),
+            Child::Secret(o) => (Kind::Secret, &o.metadata),
+            Child::Service(o) => (Kind::Service, &o.metadata),
+            Child::NetworkPolicy(o) => (Kind::NetworkPolicy, &o.metadata),
+            Child::StatefulSet(o) => (Kind::StatefulSet, &o.metadata),
+            Child::Deployment(o) => (Kind::Deployment, &o.metadata),
+            Child::PodDisruptionBudget(o) => (Kind::PodDisruptionBudget, &o.metadata),
+        };
+        ChildKey {
+            kind,
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The object as JSON, with `apiVersion` and `kind`, as it would be applied.
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        fn typed<K: Serialize + kube::Resource<DynamicType = ()>>(
+            o: &K,
+        ) -> serde_json::Result<serde_json::Value> {
+            let mut value = serde_json::to_value(o)?;
+            if let Some(map) = value.as_object_mut() {
+                map.insert("apiVersion".into(), K::api_version(&()).into());
+                map.insert("kind".into(), K::kind(&()).into());
+            }
+            Ok(value)
+        }
+        match self {
+            Child::ServiceAccount(o) => typed(*o),
+            Child::Role(o) => typed(*o),
+            Child::RoleBinding(o) => typed(*o),
+            Child::ConfigMap(o) => typed(*o),
+            Child::Secret(o) => typed(*o),
+            Child::Service(o) => typed(*o),
+            Child::NetworkPolicy(o) => typed(*o),
+            Child::StatefulSet(o) => typed(*o),
+            Child::Deployment(o) => typed(*o),
+            Child::PodDisruptionBudget(o) => typed(*o),
+        }
+    }
+}
+
+impl Desired {
+    /// Every child, in apply order: identity and config before the servers,
+    /// NetworkPolicies before the pods they protect, servers before clients.
+    pub fn children(&self) -> Vec<Child<'_>> {
+        // Destructured in full: a new field fails to compile until listed here.
+        let Desired {
+            dataplane:
+                DataplaneObjects {
+                    service_account,
+                    role,
+                    role_binding,
+                    config_map,
+                },
+            redis,
+            memcached,
+            writer:
+                WriterObjects {
+                    deployment: writer_deployment,
+                    service: writer_service,
+                    network_policy: writer_policy,
+                },
+            reader:
+                ReaderObjects {
+                    deployment: reader_deployment,
+                    service: reader_service,
+                    pdb,
+                    network_policy: reader_policy,
+                },
+        } = self;
+        let mut children = vec![
+            Child::ServiceAccount(service_account),
+            Child::Role(role),
+            Child::RoleBinding(role_binding),
+            Child::ConfigMap(config_map),
+        ];
+        if let Some(RedisObjects {
+            secret,
+            service,
+            stateful_set,
+            network_policy,
+        }) = redis
+        {
+            children.extend([
+                Child::Secret(secret),
+                Child::NetworkPolicy(network_policy),
+                Child::Service(service),
+                Child::StatefulSet(stateful_set),
+            ]);
+        }
+        if let Some(MemcachedObjects {
+            service,
+            stateful_set,
+            network_policy,
+        }) = memcached
+        {
+            children.extend([
+                Child::NetworkPolicy(network_policy),
+                Child::Service(service),
+                Child::StatefulSet(stateful_set),
+            ]);
+        }
+        children.push(Child::NetworkPolicy(writer_policy));
+        children.extend(writer_service.iter().map(Child::Service));
+        children.extend([
+            Child::Deployment(writer_deployment),
+            Child::NetworkPolicy(reader_policy),
+            Child::Service(reader_service),
+            Child::Deployment(reader_deployment),
+            Child::PodDisruptionBudget(pdb),
+        ]);
+        children
+    }
+
+    /// Children a bridge may have but this one does not want (any more).
+    pub fn unwanted(&self, b: &Bridge) -> Vec<ChildKey> {
+        let key = |kind, name| ChildKey { kind, name };
+        let mut unwanted = Vec::new();
+        if self.redis.is_none() {
+            unwanted.extend([
+                key(Kind::StatefulSet, names::redis(b)),
+                key(Kind::Service, names::redis(b)),
+                key(Kind::NetworkPolicy, names::redis(b)),
+                key(Kind::Secret, names::redis_secret(b)),
+            ]);
+        }
+        if self.memcached.is_none() {
+            unwanted.extend([
+                key(Kind::StatefulSet, names::memcached(b)),
+                key(Kind::Service, names::memcached(b)),
+                key(Kind::NetworkPolicy, names::memcached(b)),
+            ]);
+        }
+        if self.writer.service.is_none() {
+            unwanted.push(key(Kind::Service, names::writer(b)));
+        }
+        unwanted
+    }
+}

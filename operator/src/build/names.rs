@@ -1,0 +1,72 @@
+//! Names and addresses of every child object, derived from the bridge's name.
+//!
+//! One module so the builders, the deleter and the status agree on them, and
+//! so the dataplane contract (`NAME-dataplane`, per-pod Memcached DNS names)
+//! is written down once.
+
+use crate::validate::Bridge;
+
+pub const REDIS_PORT: i32 = 6379;
+pub const MEMCACHED_PORT: i32 = 11211;
+/// Where the writer listens for `POST /ingest` when the source is `Ingest`.
+pub const INGEST_PORT: i32 = 9090;
+/// The Redis ACL user the dataplane connects as.
+pub const REDIS_USERNAME: &str = "cachebridge";
+/// Keys of the generated password Secret.
+pub const PASSWORD_KEY: &str = "password";
+pub const ADMIN_PASSWORD_KEY: &str = "admin-password";
+/// Key of the dataplane config in its ConfigMap, and where pods mount it.
+pub const CONFIG_KEY: &str = "config.yaml";
+pub const CONFIG_DIR: &str = "/etc/cachebridge";
+pub const CONFIG_PATH: &str = "/etc/cachebridge/config.yaml";
+
+pub fn redis(b: &Bridge) -> String {
+    format!("{}-redis", b.name)
+}
+
+/// The generated Secret holding the Redis passwords.
+pub fn redis_secret(b: &Bridge) -> String {
+    format!("{}-redis-password", b.name)
+}
+
+pub fn memcached(b: &Bridge) -> String {
+    format!("{}-memcached", b.name)
+}
+
+pub fn writer(b: &Bridge) -> String {
+    format!("{}-writer", b.name)
+}
+
+pub fn reader(b: &Bridge) -> String {
+    format!("{}-reader", b.name)
+}
+
+/// ServiceAccount, Role, RoleBinding and ConfigMap of the writer and readers.
+pub fn dataplane(b: &Bridge) -> String {
+    format!("{}-dataplane", b.name)
+}
+
+/// `NAME.NAMESPACE.svc`, resolvable from any namespace of the cluster.
+pub fn service_host(b: &Bridge, service: &str) -> String {
+    format!("{service}.{}.svc", b.namespace)
+}
+
+/// The managed Redis primary: pod 0 of the StatefulSet, by its stable DNS name.
+pub fn managed_redis_url(b: &Bridge) -> String {
+    let redis = redis(b);
+    format!("redis://{redis}-0.{}:{REDIS_PORT}", service_host(b, &redis))
+}
+
+/// Stable per-pod addresses of the managed Memcached servers, in ordinal
+/// order: the dataplane hashes keys over this list, so it must not reorder.
+pub fn managed_memcached_servers(b: &Bridge, replicas: i32) -> Vec<String> {
+    let memcached = memcached(b);
+    let host = service_host(b, &memcached);
+    (0..replicas)
+        .map(|i| format!("{memcached}-{i}.{host}:{MEMCACHED_PORT}"))
+        .collect()
+}
+
+pub fn reader_url(b: &Bridge) -> String {
+    format!("http://{}:{}", service_host(b, &reader(b)), b.reader.port)
+}

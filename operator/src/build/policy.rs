@@ -1,0 +1,145 @@
+//! Who may disrupt or reach the bridge's pods.
+//!
+//! - A PodDisruptionBudget lets voluntary disruptions (drains, upgrades)
+//!   take down one reader at a time, never more.
+//! - NetworkPolicies: only this bridge's writer and readers (and the
+//!   operator, which reads cache figures) reach its Redis; only its writer
+//!   and readers reach its Memcached; the readers' HTTP port is open; the
+//!   writer accepts nothing unless its source is `Ingest`.
+//!
+//! Egress is left open: the pods need DNS and the API server, whose
+//! addresses differ from cluster to cluster.
+
+use super::Settings;
+use super::common::{meta, selector};
+use super::labels::{Component, NAME};
+use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT};
+use crate::validate::Bridge;
+use cachebridge_api::v1alpha1::SourceType;
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// At most one reader down by choice, whatever the replica count; with a
+/// single reader a drain may still proceed (it cannot be helped).
+pub fn reader_pdb(b: &Bridge) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(b, names::reader(b), Component::Reader),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(selector(b, Component::Reader)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The managed Redis: its own pods (replication), writer, readers and the operator.
+pub fn redis(b: &Bridge, settings: &Settings) -> NetworkPolicy {
+    let peers = vec![
+        pods_of(b, Component::Writer),
+        pods_of(b, Component::Reader),
+        pods_of(b, Component::Redis),
+        operator(settings),
+    ];
+    policy(
+        b,
+        names::redis(b),
+        Component::Redis,
+        Some(peers),
+        REDIS_PORT,
+    )
+}
+
+pub fn memcached(b: &Bridge) -> NetworkPolicy {
+    let peers = vec![pods_of(b, Component::Writer), pods_of(b, Component::Reader)];
+    policy(
+        b,
+        names::memcached(b),
+        Component::Memcached,
+        Some(peers),
+        MEMCACHED_PORT,
+    )
+}
+
+/// Readers serve the web: their port is open to all, nothing else is.
+pub fn reader(b: &Bridge) -> NetworkPolicy {
+    policy(b, names::reader(b), Component::Reader, None, b.reader.port)
+}
+
+/// The writer listens only for `Ingest`, and only to pods of its namespace.
+pub fn writer(b: &Bridge) -> NetworkPolicy {
+    let mut np = policy(
+        b,
+        names::writer(b),
+        Component::Writer,
+        Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        }]),
+        INGEST_PORT,
+    );
+    if b.writer.source.type_ != SourceType::Ingest
+        && let Some(spec) = np.spec.as_mut()
+    {
+        // Ingress policy with no rule: every inbound connection is refused.
+        spec.ingress = None;
+    }
+    np
+}
+
+fn policy(
+    b: &Bridge,
+    name: String,
+    component: Component,
+    from: Option<Vec<NetworkPolicyPeer>>,
+    port: i32,
+) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: meta(b, name, component),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(b, component)),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from,
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(port)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn pods_of(b: &Bridge, component: Component) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(selector(b, component)),
+        ..Default::default()
+    }
+}
+
+/// The operator's pods, in the operator's namespace.
+fn operator(settings: &Settings) -> NetworkPolicyPeer {
+    let labels = |k: &str, v: &str| LabelSelector {
+        match_labels: Some(BTreeMap::from([(k.to_string(), v.to_string())])),
+        ..Default::default()
+    };
+    NetworkPolicyPeer {
+        namespace_selector: Some(labels(
+            "kubernetes.io/metadata.name",
+            &settings.operator_namespace,
+        )),
+        pod_selector: Some(labels(NAME, OPERATOR_POD_LABEL)),
+        ..Default::default()
+    }
+}
+
+/// `app.kubernetes.io/name` of the operator's own pods.
+pub const OPERATOR_POD_LABEL: &str = "cachebridge-operator";

@@ -1,0 +1,303 @@
+//! The validation rules of the CRD, run client-side through kube's CEL
+//! engine (and the structural checks of the schema), on a table of valid and
+//! invalid CacheBridges. Each invalid row names the message a user would see.
+
+use cachebridge_operator::schema_check::{check, schema};
+use kube::core::cel::{ScopeContext, WarningKind, analyze_rule, compile_schema};
+use serde_json::{Value, json};
+
+fn bridge(spec: Value) -> Value {
+    json!({
+        "apiVersion": "cachebridge.dev/v1alpha1",
+        "kind": "CacheBridge",
+        "metadata": {"name": "quotes", "namespace": "prod"},
+        "spec": spec,
+    })
+}
+
+fn external_redis() -> Value {
+    json!({"url": "redis://r.shared.svc:6379", "passwordSecret": {"name": "creds"}})
+}
+
+#[test]
+fn valid_resources_pass() {
+    let full: Value = serde_yaml::from_str(include_str!("../../examples/full.yaml")).unwrap();
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "a name only",
+            json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "quotes"}}),
+        ),
+        ("empty spec", bridge(json!({}))),
+        ("examples/full.yaml", full),
+        (
+            "external redis",
+            bridge(json!({"redis": {"external": external_redis()}})),
+        ),
+        (
+            "external memcached",
+            bridge(
+                json!({"memcached": {"external": {"servers": ["m-0.cache:11211", "10.0.0.7:11211"]}}}),
+            ),
+        ),
+        (
+            "replay source",
+            bridge(
+                json!({"writer": {"source": {"type": "Replay", "replay": {"configMap": "ticks"}}}}),
+            ),
+        ),
+        (
+            "ingest source",
+            bridge(json!({"writer": {"source": {"type": "Ingest"}}})),
+        ),
+        (
+            "limits equal requests",
+            bridge(
+                json!({"reader": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "1024Mi"}}}}),
+            ),
+        ),
+        (
+            "compound durations",
+            bridge(
+                json!({"cache": {"l1Ttl": "1m30s", "l3Ttl": "1h30m", "stalenessBudget": "500ms"}}),
+            ),
+        ),
+        (
+            "a 40-character name",
+            json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "a".repeat(40)}}),
+        ),
+        (
+            "key prefix with hash tag",
+            bridge(json!({"cache": {"keyPrefix": "{q}:prod/v1-"}})),
+        ),
+    ];
+    for (name, object) in cases {
+        assert_eq!(check(&object), vec![], "{name} should be valid");
+    }
+}
+
+#[test]
+fn invalid_resources_fail_with_a_message_naming_the_problem() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "redis managed and external",
+            bridge(json!({"redis": {"managed": {}, "external": external_redis()}})),
+            "set exactly one of redis.managed and redis.external",
+        ),
+        (
+            "redis neither",
+            bridge(json!({"redis": {}})),
+            "set exactly one of redis.managed and redis.external",
+        ),
+        (
+            "memcached both",
+            bridge(json!({"memcached": {"managed": {}, "external": {"servers": ["m:11211"]}}})),
+            "set exactly one of memcached.managed and memcached.external",
+        ),
+        (
+            "redis url scheme",
+            bridge(
+                json!({"redis": {"external": {"url": "http://r:6379", "passwordSecret": {"name": "s"}}}}),
+            ),
+            "must start with redis:// or rediss://",
+        ),
+        (
+            "password in url",
+            bridge(
+                json!({"redis": {"external": {"url": "redis://:hunter2@r:6379", "passwordSecret": {"name": "s"}}}}),
+            ),
+            "put no credentials in redis.external.url",
+        ),
+        (
+            "external redis without secret",
+            bridge(json!({"redis": {"external": {"url": "redis://r:6379"}}})),
+            "spec.redis.external.passwordSecret: is required",
+        ),
+        (
+            "memcached server without port",
+            bridge(json!({"memcached": {"external": {"servers": ["m-0.cache"]}}})),
+            "must be HOST:PORT",
+        ),
+        (
+            "memcached no servers",
+            bridge(json!({"memcached": {"external": {"servers": []}}})),
+            "must have at least 1 items",
+        ),
+        (
+            "memcached memory too small",
+            bridge(json!({"memcached": {"managed": {"memoryMb": 8}}})),
+            "spec.memcached.managed.memoryMb: must be at least 16",
+        ),
+        (
+            "memcached too many replicas",
+            bridge(json!({"memcached": {"managed": {"replicas": 33}}})),
+            "spec.memcached.managed.replicas: must be at most 32",
+        ),
+        (
+            "redis too many replicas",
+            bridge(json!({"redis": {"managed": {"replicas": 6}}})),
+            "spec.redis.managed.replicas: must be at most 5",
+        ),
+        (
+            "no readers",
+            bridge(json!({"reader": {"replicas": 0}})),
+            "spec.reader.replicas: must be at least 1",
+        ),
+        (
+            "privileged port",
+            bridge(json!({"reader": {"port": 80}})),
+            "spec.reader.port: must be at least 1024",
+        ),
+        (
+            "ingest port",
+            bridge(json!({"reader": {"port": 9090}})),
+            "reserved for the writer's ingest port",
+        ),
+        (
+            "service type",
+            bridge(json!({"reader": {"serviceType": "Ingress"}})),
+            "must be one of ClusterIP, NodePort, LoadBalancer",
+        ),
+        (
+            "source type",
+            bridge(json!({"writer": {"source": {"type": "Kafka"}}})),
+            "must be one of Synthetic, Replay, Ingest",
+        ),
+        (
+            "replay without file",
+            bridge(json!({"writer": {"source": {"type": "Replay"}}})),
+            "writer.source.type Replay needs writer.source.replay",
+        ),
+        (
+            "duration with a space",
+            bridge(json!({"cache": {"l1Ttl": "30 s"}})),
+            "spec.cache.l1Ttl: \"30 s\" must match",
+        ),
+        (
+            "duration in days",
+            bridge(json!({"cache": {"l3Ttl": "1d"}})),
+            "spec.cache.l3Ttl: \"1d\" must match",
+        ),
+        (
+            "L1 outlives L3",
+            bridge(json!({"cache": {"l1Ttl": "48h"}})),
+            "cache.l1Ttl must not exceed cache.l3Ttl",
+        ),
+        (
+            "zero staleness budget",
+            bridge(json!({"cache": {"stalenessBudget": "0s"}})),
+            "must be above zero",
+        ),
+        (
+            "publish too often",
+            bridge(json!({"writer": {"publishInterval": "1ms"}})),
+            "writer.publishInterval must be at least 10ms",
+        ),
+        (
+            "memory limit below request",
+            bridge(
+                json!({"reader": {"resources": {"requests": {"memory": "512Mi"}, "limits": {"memory": "256Mi"}}}}),
+            ),
+            "the memory limit must not be below the memory request",
+        ),
+        (
+            "cpu limit below request",
+            bridge(
+                json!({"writer": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "500m"}}}}),
+            ),
+            "the CPU limit must not be below the CPU request",
+        ),
+        (
+            "cpu not a quantity",
+            bridge(json!({"reader": {"resources": {"requests": {"cpu": "lots"}}}})),
+            "cpu must be a quantity of at least 1m",
+        ),
+        (
+            "tiny memory request",
+            bridge(json!({"reader": {"resources": {"requests": {"memory": "1Mi"}}}})),
+            "memory must be a quantity of at least 16Mi",
+        ),
+        (
+            "tiny volume",
+            bridge(json!({"redis": {"managed": {"persistence": {"size": "10Mi"}}}})),
+            "persistence.size must be a quantity of at least 64Mi",
+        ),
+        (
+            "key prefix with a space",
+            bridge(json!({"cache": {"keyPrefix": "my prefix"}})),
+            "spec.cache.keyPrefix: \"my prefix\" must match",
+        ),
+        (
+            "key prefix with a glob",
+            bridge(json!({"cache": {"keyPrefix": "cb:*"}})),
+            "spec.cache.keyPrefix: \"cb:*\" must match",
+        ),
+        (
+            "typo in a field",
+            bridge(json!({"reader": {"replica": 3}})),
+            "spec.reader.replica: unknown field",
+        ),
+        (
+            "wrong type",
+            bridge(json!({"reader": {"replicas": "three"}})),
+            "spec.reader.replicas: must be of type integer",
+        ),
+        (
+            "name too long",
+            json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "a".repeat(41)}}),
+            "the name must be at most 40 characters",
+        ),
+    ];
+    for (name, object, expected) in cases {
+        let violations: Vec<String> = check(&object).iter().map(ToString::to_string).collect();
+        assert!(
+            violations.iter().any(|v| v.contains(expected)),
+            "{name}: expected a violation containing {expected:?}, got {violations:?}"
+        );
+    }
+}
+
+/// Every rule compiles and stays within the apiserver's cost budget (which
+/// needs maxLength/maxItems on what it reads). Scope warnings are left out:
+/// the analyzer does not know variables bound by `all(s, ...)`, and the
+/// apiserver-equivalent evaluation above already proves the rules run.
+#[test]
+fn every_rule_compiles_and_is_cheap_enough_for_the_apiserver() {
+    let mut nodes = Vec::new();
+    collect_rule_nodes(schema(), &mut nodes);
+    assert!(
+        nodes.len() >= 15,
+        "expected the CRD's CEL rules, found {} nodes",
+        nodes.len()
+    );
+    for node in nodes {
+        let compiled = compile_schema(node);
+        assert!(
+            !compiled.has_errors(),
+            "rules do not compile: {:?}",
+            compiled.compilation_errors()
+        );
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            let rule = rule["rule"].as_str().unwrap();
+            let warnings: Vec<_> = analyze_rule(rule, &compiled, ScopeContext::CrdValidation)
+                .into_iter()
+                .filter(|w| w.kind != WarningKind::WrongScope)
+                .collect();
+            assert!(warnings.is_empty(), "{rule}: {warnings:?}");
+        }
+    }
+}
+
+fn collect_rule_nodes<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+    if node.get("x-kubernetes-validations").is_some() {
+        out.push(node);
+    }
+    for key in ["properties", "items"] {
+        match node.get(key) {
+            Some(Value::Object(children)) if key == "properties" => {
+                children.values().for_each(|c| collect_rule_nodes(c, out))
+            }
+            Some(child) if key == "items" => collect_rule_nodes(child, out),
+            _ => {}
+        }
+    }
+}
