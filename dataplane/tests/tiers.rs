@@ -237,3 +237,49 @@ async fn redis_down_is_served_from_l1_and_l2_and_absent_data_says_unreachable() 
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_writer_holds_values_while_redis_is_down_and_flushes_them_after() {
+    let (mut redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    let mut writer = publisher(&config);
+    redis.kill();
+    let first = writer
+        .publish(
+            vec![("a".into(), payload("1")), ("b".into(), payload("1"))],
+            1_000,
+        )
+        .await;
+    assert_eq!((first.published, first.held_back), (0, 2));
+    // A newer value of a held-back key replaces it; only the latest is kept.
+    let second = writer
+        .publish(vec![("a".into(), payload("2"))], 2_000)
+        .await;
+    assert_eq!(second.held_back, 2);
+
+    redis.restart();
+    // The connection manager reconnects on the next call; the breaker-free
+    // publisher simply retries on its next cycle.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let flushed = loop {
+        let report = writer.flush().await;
+        if report.held_back == 0 {
+            break report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "values still held back: {report:?}"
+        );
+        // The writer's publish loop retries on its next cycle; so does the test.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(flushed.published, 2);
+    let r = reader(&config);
+    let a = r.cache.get("a").await.unwrap();
+    assert_eq!(
+        &a.env.payload[..],
+        b"2",
+        "the latest value of a, not the first"
+    );
+    assert_eq!(&r.cache.get("b").await.unwrap().env.payload[..], b"1");
+}
