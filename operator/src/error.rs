@@ -23,6 +23,11 @@ pub enum Error {
     /// The resource lacks something the API server always sets (name, namespace, uid).
     #[error("the resource has no {0}; was it read from the API server?")]
     MissingObjectKey(&'static str),
+    /// The Secret the operator generates exists but was made by someone else.
+    #[error(
+        "Secret {name} exists without key {missing:?}; the operator generates it only when absent: delete it to have a new password generated"
+    )]
+    ForeignSecret { name: String, missing: String },
     /// Reading cache figures from Redis failed (never fails a reconcile on its own).
     #[error("reading cache figures from Redis: {0}")]
     Stats(String),
@@ -38,6 +43,7 @@ impl Error {
             Error::Serialization(_) => "serialization",
             Error::Yaml(_) => "yaml",
             Error::MissingObjectKey(_) => "missing_object_key",
+            Error::ForeignSecret { .. } => "foreign_secret",
             Error::Stats(_) => "stats",
         }
     }

@@ -12,13 +12,22 @@
 //!   when they change.
 //!
 //! [`controller`] wires the stages into a kube-runtime `Controller`;
-//! [`metrics`], [`telemetry`], [`leader`] and [`health`] stay apart from it.
+//! [`metrics`], [`telemetry`], [`leader`] and [`server`] stay apart from it.
 
+pub mod apply;
 pub mod build;
+pub mod controller;
 pub mod crdgen;
 pub mod error;
+pub mod events;
+pub mod leader;
+pub mod metrics;
 pub mod render;
 pub mod schema_check;
+pub mod server;
+pub mod stats;
+pub mod status;
+pub mod telemetry;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -1,0 +1,395 @@
+//! Stage 3 of a reconcile: make the cluster hold the desired children.
+//!
+//! Every child is server-side applied with one field manager
+//! ([`crate::FIELD_MANAGER`]), forcing ownership of the fields it sets. A
+//! write happens only when the live object differs, so a second reconcile
+//! of an unchanged bridge writes nothing (no self-inflicted watch events,
+//! no reconcile storm). "Differs" is two checks:
+//! - the `cachebridge.dev/applied-hash` annotation on the live object is the
+//!   hash of what we would apply now: catches changes of the desired object,
+//!   including fields we stopped setting (SSA then removes them);
+//! - every field we set has the same value live: catches drift, such as
+//!   someone scaling our Deployment by hand.
+//!
+//! Children the bridge no longer wants (see [`Desired::unwanted`]) are
+//! deleted, but only if they carry this bridge's owner reference.
+
+use crate::FIELD_MANAGER;
+use crate::build::labels::APPLIED_HASH;
+use crate::build::secret::GENERATED;
+use crate::build::{Child, ChildKey, Desired, Kind};
+use crate::error::{Error, Result};
+use crate::validate::Bridge;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// What apply did and what it saw: status is computed from this alone.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Live StatefulSets by name, after the apply.
+    pub stateful_sets: BTreeMap<String, StatefulSet>,
+    /// Live Deployments by name, after the apply.
+    pub deployments: BTreeMap<String, Deployment>,
+    /// Children created (they did not exist before).
+    pub created: Vec<ChildKey>,
+    /// Children patched because they differed.
+    pub updated: Vec<ChildKey>,
+    /// Unwanted children deleted.
+    pub deleted: Vec<ChildKey>,
+}
+
+impl Applied {
+    /// API writes made (for the "second reconcile writes nothing" guarantee and the benchmark).
+    pub fn writes(&self) -> usize {
+        self.created.len() + self.updated.len() + self.deleted.len()
+    }
+}
+
+/// Applies every desired child and deletes the unwanted ones.
+pub async fn apply(client: &Client, b: &Bridge, desired: &Desired) -> Result<Applied> {
+    let mut applied = Applied::default();
+    for child in desired.children() {
+        apply_child(client, &b.namespace, child, &mut applied).await?;
+    }
+    for key in desired.unwanted(b) {
+        delete_if_owned(client, b, &key, &mut applied).await?;
+    }
+    Ok(applied)
+}
+
+async fn apply_child(
+    client: &Client,
+    ns: &str,
+    child: Child<'_>,
+    applied: &mut Applied,
+) -> Result<()> {
+    let key = child.key();
+    let outcome = match child {
+        Child::ServiceAccount(o) => {
+            ensure(Api::<ServiceAccount>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::Role(o) => {
+            ensure(Api::<Role>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::RoleBinding(o) => {
+            ensure(Api::<RoleBinding>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::ConfigMap(o) => {
+            ensure(Api::<ConfigMap>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::Secret(o) => ensure_secret(Api::<Secret>::namespaced(client.clone(), ns), o).await?,
+        Child::Service(o) => {
+            ensure(Api::<Service>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::NetworkPolicy(o) => {
+            ensure(Api::<NetworkPolicy>::namespaced(client.clone(), ns), o)
+                .await?
+                .1
+        }
+        Child::PodDisruptionBudget(o) => {
+            ensure(
+                Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+                o,
+            )
+            .await?
+            .1
+        }
+        Child::StatefulSet(o) => {
+            let (live, outcome) =
+                ensure(Api::<StatefulSet>::namespaced(client.clone(), ns), o).await?;
+            applied.stateful_sets.insert(key.name.clone(), live);
+            outcome
+        }
+        Child::Deployment(o) => {
+            let (live, outcome) =
+                ensure(Api::<Deployment>::namespaced(client.clone(), ns), o).await?;
+            applied.deployments.insert(key.name.clone(), live);
+            outcome
+        }
+    };
+    match outcome {
+        Outcome::Created => applied.created.push(key),
+        Outcome::Updated => applied.updated.push(key),
+        Outcome::Unchanged => {}
+    }
+    Ok(())
+}
+
+/// What [`ensure`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Server-side applies `desired` unless the live object already matches it.
+pub async fn ensure<K>(api: Api<K>, desired: &K) -> Result<(K, Outcome)>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = desired.name_any();
+    let body = with_hash(typed_json(desired)?);
+    let live = api.get_opt(&name).await?;
+    if let Some(live) = &live
+        && up_to_date(&serde_json::to_value(live)?, &body)
+    {
+        return Ok((live.clone(), Outcome::Unchanged));
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let written = api.patch(&name, &params, &Patch::Apply(&body)).await?;
+    let outcome = if live.is_some() {
+        Outcome::Updated
+    } else {
+        Outcome::Created
+    };
+    Ok((written, outcome))
+}
+
+/// The generated Secret: created once with fresh passwords, then only its
+/// metadata is kept current (the data goes back unchanged: the Secret is
+/// immutable, and SSA would drop fields the manager stops sending). An
+/// existing Secret without the keys was made by someone else: the operator
+/// will not overwrite a password that may be in use.
+async fn ensure_secret(api: Api<Secret>, desired: &Secret) -> Result<Outcome> {
+    let name = desired.name_any();
+    let mut body = with_hash(typed_json(desired)?);
+    let live = api.get_opt(&name).await?;
+    let (data, outcome) = match live {
+        Some(live) => {
+            let data = live.data.clone().unwrap_or_default();
+            if let Some(missing) = GENERATED.iter().find(|k| !data.contains_key(**k)) {
+                return Err(Error::ForeignSecret {
+                    name,
+                    missing: (*missing).to_string(),
+                });
+            }
+            if up_to_date(&serde_json::to_value(&live)?, &body) {
+                return Ok(Outcome::Unchanged);
+            }
+            (data, Outcome::Updated)
+        }
+        None => (generated_passwords(), Outcome::Created),
+    };
+    body["data"] = serde_json::to_value(data)?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(&body)).await?;
+    Ok(outcome)
+}
+
+fn generated_passwords() -> BTreeMap<String, ByteString> {
+    GENERATED
+        .iter()
+        .map(|k| {
+            (
+                (*k).to_string(),
+                ByteString(generate_password().into_bytes()),
+            )
+        })
+        .collect()
+}
+
+/// 32 random alphanumeric characters (~190 bits) from the OS-seeded CSPRNG.
+/// Alphanumeric only: the passwords are written into redis.conf by a shell script.
+pub fn generate_password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// Deletes a child the bridge no longer wants, if it exists and is ours.
+async fn delete_if_owned(
+    client: &Client,
+    b: &Bridge,
+    key: &ChildKey,
+    applied: &mut Applied,
+) -> Result<()> {
+    let ns = &b.namespace;
+    let c = client.clone();
+    let deleted = match key.kind {
+        Kind::ServiceAccount => {
+            delete_owned(Api::<ServiceAccount>::namespaced(c, ns), b, &key.name).await?
+        }
+        Kind::Role => delete_owned(Api::<Role>::namespaced(c, ns), b, &key.name).await?,
+        Kind::RoleBinding => {
+            delete_owned(Api::<RoleBinding>::namespaced(c, ns), b, &key.name).await?
+        }
+        Kind::ConfigMap => delete_owned(Api::<ConfigMap>::namespaced(c, ns), b, &key.name).await?,
+        Kind::Secret => delete_owned(Api::<Secret>::namespaced(c, ns), b, &key.name).await?,
+        Kind::Service => delete_owned(Api::<Service>::namespaced(c, ns), b, &key.name).await?,
+        Kind::NetworkPolicy => {
+            delete_owned(Api::<NetworkPolicy>::namespaced(c, ns), b, &key.name).await?
+        }
+        Kind::StatefulSet => {
+            delete_owned(Api::<StatefulSet>::namespaced(c, ns), b, &key.name).await?
+        }
+        Kind::Deployment => {
+            delete_owned(Api::<Deployment>::namespaced(c, ns), b, &key.name).await?
+        }
+        Kind::PodDisruptionBudget => {
+            delete_owned(Api::<PodDisruptionBudget>::namespaced(c, ns), b, &key.name).await?
+        }
+    };
+    if deleted {
+        applied.deleted.push(key.clone());
+    }
+    Ok(())
+}
+
+async fn delete_owned<K>(api: Api<K>, b: &Bridge, name: &str) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let Some(live) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    let ours = live.owner_references().iter().any(|o| o.uid == b.owner.uid);
+    if !ours {
+        tracing::warn!(name, "not deleting an object this bridge does not own");
+        return Ok(false);
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        // Gone in the meantime: the goal is reached.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The object as JSON with `apiVersion` and `kind`, as server-side apply needs.
+fn typed_json<K: Resource<DynamicType = ()> + Serialize>(o: &K) -> Result<Value> {
+    let mut value = serde_json::to_value(o)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), K::api_version(&()).into());
+        map.insert("kind".into(), K::kind(&()).into());
+    }
+    Ok(value)
+}
+
+/// Adds the applied-hash annotation, computed over everything else.
+fn with_hash(mut body: Value) -> Value {
+    let hash = format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(body.to_string().as_bytes())
+    );
+    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(APPLIED_HASH.into(), hash.into());
+        }
+    }
+    body
+}
+
+/// Whether the live object carries the same applied hash and every field of `body`.
+pub fn up_to_date(live: &Value, body: &Value) -> bool {
+    let hash = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(APPLIED_HASH))
+            .cloned()
+    };
+    hash(live).is_some() && hash(live) == hash(body) && is_subset(body, live)
+}
+
+/// Whether every field set in `desired` has the same value in `live`.
+///
+/// Arrays must match element by element. A desired empty value (`null`,
+/// `false`, `[]`, `{}`) matches a missing live field: the apiserver drops
+/// such values when it stores an object.
+pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| match l.get(k) {
+            Some(lv) => is_subset(dv, lv),
+            None => is_empty(dv),
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+        }
+        (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        (d, l) => d == l,
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_added_fields_and_dropped_empties() {
+        let desired =
+            json!({"spec": {"replicas": 2, "ports": [{"port": 80}], "readOnly": false, "x": []}});
+        let live = json!({"spec": {"replicas": 2, "ports": [{"port": 80, "protocol": "TCP"}], "clusterIP": "10.0.0.1"}});
+        assert!(is_subset(&desired, &live));
+    }
+
+    #[test]
+    fn subset_sees_drift_and_missing_items() {
+        let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}});
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"replicas": 5, "ports": [{"port": 80}]}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"replicas": 2, "ports": []}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"ports": [{"port": 80}]}})
+        ));
+    }
+
+    #[test]
+    fn up_to_date_needs_the_same_hash() {
+        let body = with_hash(json!({"metadata": {"name": "a"}, "data": {"k": "v"}}));
+        assert!(up_to_date(&body, &body));
+        let changed = with_hash(json!({"metadata": {"name": "a"}, "data": {"k": "w"}}));
+        assert!(!up_to_date(&body, &changed));
+        let unannotated = json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
+        assert!(!up_to_date(&unannotated, &body));
+    }
+
+    #[test]
+    fn passwords_are_long_random_and_shell_safe() {
+        let (a, b) = (generate_password(), generate_password());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,267 @@
+//! The controller: one `reconcile` that runs the pipeline
+//! validate → build → apply → status, the error policy with per-object
+//! exponential backoff, and the kube-runtime `Controller` that watches
+//! CacheBridges and the children they own.
+
+use crate::apply;
+use crate::build::{self, Settings, labels};
+use crate::error::{Error, Result};
+use crate::events;
+use crate::metrics::Metrics;
+use crate::stats;
+use crate::status;
+use crate::validate::{self, Bridge};
+use cachebridge_api::v1alpha1::condition::READY;
+use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus, CacheFigures};
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a ready bridge is reconciled even when nothing changes, so its
+/// cache figures stay at most this old.
+pub const READY_REQUEUE: Duration = Duration::from_secs(30);
+/// The safety net for a bridge that is not ready: changes of its children
+/// trigger reconciles anyway, this only catches what no watch reports.
+pub const NOT_READY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// Everything a reconcile needs besides the resource.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub backoff: Backoff,
+    /// Read cache figures from Redis (off in tests that have no Redis).
+    pub read_stats: bool,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: crate::FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            backoff: Backoff::default(),
+            read_stats: true,
+        }
+    }
+}
+
+/// One reconcile of one CacheBridge: validate → build → apply → status.
+pub async fn reconcile(cb: Arc<CacheBridge>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started();
+    let result = pipeline(&cb, &ctx).await;
+    if result.is_ok() {
+        ctx.backoff.reset(&ObjectRef::from_obj(&*cb));
+    }
+    result
+}
+
+async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
+    let namespace = cb.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<CacheBridge> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = Timestamp::now();
+    let old = cb.status.as_ref();
+
+    let bridge = match validate::validate(cb) {
+        Ok(bridge) => bridge,
+        Err(invalid) => {
+            // Touch no child: what runs keeps running until the spec is fixed.
+            let generation = cb.metadata.generation.unwrap_or(0);
+            let status = status::invalid(generation, &invalid, old, now);
+            record_status(ctx, &api, cb, old, &status, None).await?;
+            return Err(Error::InvalidSpec(invalid));
+        }
+    };
+    let desired = build::build(&bridge, &ctx.settings)?;
+    let applied = apply::apply(&ctx.client, &bridge, &desired).await?;
+    ctx.metrics.record_writes("created", applied.created.len());
+    ctx.metrics.record_writes("updated", applied.updated.len());
+    ctx.metrics.record_writes("deleted", applied.deleted.len());
+
+    let mut status = status::compute(&bridge, &applied, old, None, now);
+    if ctx.read_stats && status.is_true(READY) && stats::due(old, now) {
+        status.cache = refresh_figures(ctx, &bridge, now).await.or(status.cache);
+    }
+    record_status(ctx, &api, cb, old, &status, Some(&applied)).await?;
+    Ok(Action::requeue(if status.is_true(READY) {
+        READY_REQUEUE
+    } else {
+        NOT_READY_REQUEUE
+    }))
+}
+
+/// Writes the status if it changed and emits the events its transitions deserve.
+async fn record_status(
+    ctx: &Context,
+    api: &Api<CacheBridge>,
+    cb: &CacheBridge,
+    old: Option<&CacheBridgeStatus>,
+    status: &CacheBridgeStatus,
+    applied: Option<&apply::Applied>,
+) -> Result<()> {
+    if status::write_if_changed(api, &cb.name_any(), old, status).await? {
+        ctx.metrics.record_writes("status", 1);
+    }
+    events::publish(&ctx.recorder, cb, events::transitions(old, status, applied)).await;
+    Ok(())
+}
+
+/// Fresh figures, or `None` (logged) when Redis cannot be read this time.
+async fn refresh_figures(ctx: &Context, b: &Bridge, now: Timestamp) -> Option<CacheFigures> {
+    let read = async {
+        let target = stats::target(&ctx.client, b).await?;
+        stats::read_reports(&target, &b.key_prefix).await
+    };
+    match read.await {
+        Ok(reports) => Some(stats::aggregate(&reports, now)),
+        Err(e) => {
+            ctx.metrics.record_error(&e);
+            tracing::warn!(bridge = %b.name, namespace = %b.namespace, error = %e, "cache figures not refreshed");
+            None
+        }
+    }
+}
+
+/// What to do after a failed reconcile. An invalid spec waits for the user
+/// to change it; anything else is retried with this object's own backoff.
+pub fn error_policy(cb: Arc<CacheBridge>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.record_error(error);
+    match error {
+        Error::InvalidSpec(_) => Action::await_change(),
+        _ => {
+            let delay = ctx.backoff.next(&ObjectRef::from_obj(&*cb));
+            tracing::warn!(name = %cb.name_any(), namespace = ?cb.namespace(), error = %error, retry_in = ?delay, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}
+
+/// Per-object exponential backoff: one failing bridge retries at 1 s, 2 s,
+/// 4 s … up to 5 min, without slowing down any other bridge.
+pub struct Backoff {
+    failures: Mutex<HashMap<ObjectRef<CacheBridge>, u32>>,
+    base: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(300))
+    }
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            failures: Mutex::new(HashMap::new()),
+            base,
+            max,
+        }
+    }
+
+    /// Counts a failure of `key` and returns how long to wait before retrying it.
+    pub fn next(&self, key: &ObjectRef<CacheBridge>) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// Forgets the failures of `key` after it reconciled successfully.
+    pub fn reset(&self, key: &ObjectRef<CacheBridge>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(key);
+    }
+}
+
+/// Which CacheBridges this operator serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    Namespace(String),
+}
+
+impl Scope {
+    pub fn api<K>(&self, client: Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match self {
+            Scope::Cluster => Api::all(client),
+            Scope::Namespace(ns) => Api::namespaced(client, ns),
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    // Only our children: the operator never lists every Deployment of the cluster.
+    let owned =
+        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+    let controller = Controller::new(
+        scope.api::<CacheBridge>(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
+    let controller = owns::<StatefulSet>(controller, &scope, &client, &owned);
+    let controller = owns::<Deployment>(controller, &scope, &client, &owned);
+    let controller = owns::<Service>(controller, &scope, &client, &owned);
+    let controller = owns::<ConfigMap>(controller, &scope, &client, &owned);
+    let controller = owns::<NetworkPolicy>(controller, &scope, &client, &owned);
+    let controller = owns::<PodDisruptionBudget>(controller, &scope, &client, &owned);
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(name = %object.name, namespace = ?object.namespace, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
+            }
+        })
+        .await;
+}
+
+fn owns<K>(
+    controller: Controller<CacheBridge>,
+    scope: &Scope,
+    client: &Client,
+    config: &watcher::Config,
+) -> Controller<CacheBridge>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    controller.owns(scope.api::<K>(client.clone()), config.clone())
+}

@@ -1,0 +1,302 @@
+//! Test harness: an in-memory Kubernetes API (kube-fake-client) that logs
+//! every write, a Context on it, helpers that play the workload
+//! controllers (setting ready replicas), and a real `redis-server` process.
+
+#![allow(dead_code)]
+
+use cachebridge_api::CacheBridge;
+use cachebridge_operator::build::Settings;
+use cachebridge_operator::controller::{self, Context};
+use cachebridge_operator::metrics::Metrics;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Client, Resource};
+use kube_fake_client::{ClientBuilder, interceptor};
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const NS: &str = "prod";
+
+/// Every write the API received, as `verb kind/name` (kind when the body says it).
+#[derive(Clone, Default)]
+pub struct WriteLog(Arc<Mutex<Vec<String>>>);
+
+impl WriteLog {
+    fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn describe(verb: &str, body: Option<&Value>, name: &str) -> String {
+    let kind = body
+        .and_then(|b| b.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    format!("{verb} {kind}/{name}")
+}
+
+pub struct Harness {
+    pub client: Client,
+    pub writes: WriteLog,
+    pub ctx: Arc<Context>,
+}
+
+/// A fake API holding `objects`, with CacheBridge (and workload) status subresources.
+pub async fn harness(objects: Vec<Value>) -> Harness {
+    let writes = WriteLog::default();
+    let (w1, w2, w3, w4, w5) = (
+        writes.clone(),
+        writes.clone(),
+        writes.clone(),
+        writes.clone(),
+        writes.clone(),
+    );
+    let funcs = interceptor::Funcs::new()
+        .create(move |c| {
+            let name = c
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            w1.push(describe("create", Some(c.object), name));
+            Ok(None)
+        })
+        .patch(move |c| {
+            w2.push(describe("patch", Some(c.patch), c.name));
+            Ok(None)
+        })
+        .patch_status(move |c| {
+            w3.push(describe("patch-status", Some(c.patch), c.name));
+            Ok(None)
+        })
+        .replace(move |c| {
+            w4.push(describe("replace", Some(c.object), c.name));
+            Ok(None)
+        })
+        .delete(move |c| {
+            w5.push(format!("delete {}", c.name));
+            Ok(None)
+        });
+    let client = ClientBuilder::new()
+        .with_resource::<CacheBridge>()
+        .with_status_subresource::<CacheBridge>()
+        .with_status_subresource::<Deployment>()
+        .with_status_subresource::<StatefulSet>()
+        .with_runtime_objects(objects)
+        .with_interceptor_funcs(funcs)
+        .with_return_managed_fields()
+        .build()
+        .await
+        .expect("fake client");
+    let mut ctx = Context::new(
+        client.clone(),
+        Settings::default(),
+        Arc::new(Metrics::new()),
+    );
+    ctx.read_stats = false;
+    Harness {
+        client,
+        writes,
+        ctx: Arc::new(ctx),
+    }
+}
+
+/// A CacheBridge as the apiserver would hold it after `kubectl apply`.
+pub fn bridge(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "cachebridge.dev/v1alpha1",
+        "kind": "CacheBridge",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"), "generation": 1},
+        "spec": spec,
+    })
+}
+
+impl Harness {
+    pub fn bridges(&self) -> Api<CacheBridge> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    pub async fn get(&self, name: &str) -> CacheBridge {
+        self.bridges().get(name).await.expect("the bridge exists")
+    }
+
+    /// Reconciles the bridge as stored now (what the controller would pass).
+    pub async fn reconcile(&self, name: &str) -> cachebridge_operator::Result<Action> {
+        controller::reconcile(Arc::new(self.get(name).await), Arc::clone(&self.ctx)).await
+    }
+
+    /// Changes the spec like `kubectl apply` would: merge, generation + 1.
+    pub async fn change_spec(&self, name: &str, spec: Value) {
+        let mut cb = self.get(name).await;
+        let mut current = serde_json::to_value(&cb.spec).unwrap();
+        json_merge(&mut current, &spec);
+        cb.spec = serde_json::from_value(current).unwrap();
+        cb.metadata.managed_fields = None;
+        self.bridges()
+            .replace(name, &PostParams::default(), &cb)
+            .await
+            .expect("replace");
+    }
+
+    pub async fn deployment(&self, name: &str) -> Option<Deployment> {
+        Api::<Deployment>::namespaced(self.client.clone(), NS)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stateful_set(&self, name: &str) -> Option<StatefulSet> {
+        Api::<StatefulSet>::namespaced(self.client.clone(), NS)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    /// Plays the Deployment controller: `ready` pods of the current generation.
+    pub async fn set_deployment_ready(&self, name: &str, ready: i32) {
+        let d = self.deployment(name).await.expect("deployment");
+        let status = json!({"status": {"observedGeneration": d.metadata.generation, "replicas": ready, "readyReplicas": ready, "updatedReplicas": ready}});
+        Api::<Deployment>::namespaced(self.client.clone(), NS)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("deployment status");
+    }
+
+    /// Plays the StatefulSet controller.
+    pub async fn set_stateful_set_ready(&self, name: &str, ready: i32) {
+        let s = self.stateful_set(name).await.expect("statefulset");
+        let status = json!({"status": {"observedGeneration": s.metadata.generation, "replicas": ready, "readyReplicas": ready}});
+        Api::<StatefulSet>::namespaced(self.client.clone(), NS)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("statefulset status");
+    }
+
+    /// Every workload of a default bridge fully ready.
+    pub async fn make_all_ready(&self, name: &str) {
+        self.set_stateful_set_ready(&format!("{name}-redis"), 1)
+            .await;
+        self.set_stateful_set_ready(&format!("{name}-memcached"), 2)
+            .await;
+        self.set_deployment_ready(&format!("{name}-writer"), 1)
+            .await;
+        self.set_deployment_ready(&format!("{name}-reader"), 2)
+            .await;
+    }
+
+    /// Events about `name`, as (reason, note).
+    pub async fn events(&self, name: &str) -> Vec<(String, String)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), NS);
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+}
+
+pub fn json_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    json_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+pub fn condition<'a>(cb: &'a CacheBridge, type_: &str) -> (&'a str, &'a str) {
+    let c = cb
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(type_))
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.as_str(), c.reason.as_str())
+}
+
+pub fn owner_uid<K: Resource>(o: &K) -> String {
+    o.meta().owner_references.as_ref().unwrap()[0].uid.clone()
+}
+
+/// A `redis-server` on a free loopback port with the given extra arguments; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let port_s = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new("redis-server")
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}); install it (apt-get install redis-server)")
+            });
+        // The server is another process: polling its port is the only way to know it listens.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        RedisServer {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
