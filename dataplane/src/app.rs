@@ -50,6 +50,43 @@ pub enum StartError {
     Replay(#[from] sources::ReplayError),
 }
 
+/// Secrets a process needs, kept apart from [`Config`] so they can never
+/// be serialized into a ConfigMap or printed with it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub redis_password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.redis_password.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Credentials")
+            .field("redis_password", &shown)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The password comes from a file (a mounted Secret) or the environment;
+    /// never from the config file or a flag, which end up in logs and ConfigMaps.
+    pub fn load(config: &Config) -> Result<Credentials, StartError> {
+        let redis_password = match &config.redis.password_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Some(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            None => std::env::var(REDIS_PASSWORD_ENV)
+                .ok()
+                .filter(|p| !p.is_empty()),
+        };
+        Ok(Credentials { redis_password })
+    }
+}
+
 /// The shared tiers of one bridge, as this process sees them.
 pub struct Tiers {
     pub keys: Keys,
@@ -64,10 +101,19 @@ impl Tiers {
         role: &'static str,
         allow_embedded: bool,
     ) -> Result<Tiers, StartError> {
+        Tiers::connect_with(config, &Credentials::load(config)?, role, allow_embedded)
+    }
+
+    pub fn connect_with(
+        config: &Config,
+        credentials: &Credentials,
+        role: &'static str,
+        allow_embedded: bool,
+    ) -> Result<Tiers, StartError> {
         config.validate()?;
         let keys = Keys::new(config.key_prefix());
         let l3 = match &config.redis.url {
-            Some(url) => L3::Redis(redis_store(config, url, keys.clone())?),
+            Some(url) => L3::Redis(redis_store(config, credentials, url, keys.clone())?),
             None if allow_embedded => L3::Memory(MemoryStore::new(
                 keys.clone(),
                 usize::try_from(config.coherence.stream_max_len).unwrap_or(usize::MAX),
@@ -104,12 +150,16 @@ impl Tiers {
     }
 }
 
-fn redis_store(config: &Config, url: &str, keys: Keys) -> Result<RedisStore, StartError> {
-    let password = redis_password(config)?;
+fn redis_store(
+    config: &Config,
+    credentials: &Credentials,
+    url: &str,
+    keys: Keys,
+) -> Result<RedisStore, StartError> {
     let target = RedisTarget {
         url,
         username: config.redis.username.as_deref(),
-        password: password.as_deref(),
+        password: credentials.redis_password.as_deref(),
     };
     RedisStore::new(
         target,
@@ -122,21 +172,6 @@ fn redis_store(config: &Config, url: &str, keys: Keys) -> Result<RedisStore, Sta
         url: url.to_owned(),
         reason: e.to_string(),
     })
-}
-
-/// The password comes from a file (a mounted Secret) or the environment;
-/// never from the config file or a flag, which end up in logs and ConfigMaps.
-fn redis_password(config: &Config) -> Result<Option<String>, StartError> {
-    if let Some(path) = &config.redis.password_file {
-        let text = std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
-    }
-    Ok(std::env::var(REDIS_PASSWORD_ENV)
-        .ok()
-        .filter(|p| !p.is_empty()))
 }
 
 /// A running reader, writer or `local`; its tasks stop when it is dropped.
@@ -154,6 +189,11 @@ impl Running {
         if let Some(Err(e)) = self.tasks.join_next().await {
             tracing::error!(error = %e, "a task stopped unexpectedly");
         }
+    }
+
+    /// Stops every task and waits until they are gone (ports released).
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
     }
 }
 
@@ -182,10 +222,38 @@ pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Rea
     }
 }
 
+/// Which process to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Local,
+    Writer,
+    Reader,
+}
+
+/// Starts a role with explicit credentials (the `--bridge` path).
+pub async fn start(
+    role: Role,
+    config: &Config,
+    credentials: &Credentials,
+) -> Result<Running, StartError> {
+    match role {
+        Role::Local => start_local_with(config, credentials).await,
+        Role::Writer => start_writer_with(config, credentials).await,
+        Role::Reader => start_reader_with(config, credentials).await,
+    }
+}
+
 /// Starts a reader: the API on `reader.listen` and the coherence follower.
 pub async fn start_reader(config: &Config) -> Result<Running, StartError> {
+    start_reader_with(config, &Credentials::load(config)?).await
+}
+
+async fn start_reader_with(
+    config: &Config,
+    credentials: &Credentials,
+) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let tiers = Tiers::connect(config, "the reader", false)?;
+    let tiers = Tiers::connect_with(config, credentials, "the reader", false)?;
     let reader = build_reader(config, tiers, Arc::clone(&metrics));
     let mut tasks = JoinSet::new();
     tasks.spawn(Arc::clone(&reader.coherence).run());
@@ -202,8 +270,15 @@ pub async fn start_reader(config: &Config) -> Result<Running, StartError> {
 
 /// Starts a writer: its source, the publish loop and, if configured, ingest.
 pub async fn start_writer(config: &Config) -> Result<Running, StartError> {
+    start_writer_with(config, &Credentials::load(config)?).await
+}
+
+async fn start_writer_with(
+    config: &Config,
+    credentials: &Credentials,
+) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let tiers = Tiers::connect(config, "the writer", false)?;
+    let tiers = Tiers::connect_with(config, credentials, "the writer", false)?;
     let mut tasks = JoinSet::new();
     let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;
     let addr = match config.writer.ingest_listen {
@@ -227,8 +302,15 @@ pub async fn start_writer(config: &Config) -> Result<Running, StartError> {
 /// Writer and reader in one process, sharing one set of tiers; ingest is
 /// served beside the API.
 pub async fn start_local(config: &Config) -> Result<Running, StartError> {
+    start_local_with(config, &Credentials::load(config)?).await
+}
+
+async fn start_local_with(
+    config: &Config,
+    credentials: &Credentials,
+) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let tiers = Tiers::connect(config, "local", true)?;
+    let tiers = Tiers::connect_with(config, credentials, "local", true)?;
     let mut tasks = JoinSet::new();
     let reader_tiers = tiers.share(config);
     let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;

@@ -115,9 +115,13 @@ pub struct TierArgs {
     /// Key prefix of this bridge [default: cb:{namespace}:{name}:].
     #[arg(long, env = "CACHEBRIDGE_KEY_PREFIX", value_name = "PREFIX")]
     pub key_prefix: Option<String>,
-    /// Namespace and name of the bridge, `NAMESPACE/NAME`: names the default key prefix.
+    /// Take Redis, Memcached, ACL user, key prefix and password from the status of the
+    /// CacheBridge NAMESPACE/NAME (and its Secret) through the Kubernetes API, and follow changes.
     #[arg(long, env = "CACHEBRIDGE_BRIDGE", value_name = "NAMESPACE/NAME", value_parser = parse_bridge)]
     pub bridge: Option<(String, String)>,
+    /// With --bridge: how often the CacheBridge is re-read for changes.
+    #[arg(long, env = "CACHEBRIDGE_BRIDGE_POLL", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub bridge_poll: Duration,
 }
 
 /// Cache sizes and time budgets.
@@ -249,6 +253,17 @@ pub enum Role {
 }
 
 impl Cli {
+    /// `--bridge NAMESPACE/NAME` and its poll interval, for writer and reader.
+    pub fn bridge(&self) -> Option<(String, String, Duration)> {
+        match &self.command {
+            Command::Writer { tiers, .. } | Command::Reader { tiers, .. } => tiers
+                .bridge
+                .clone()
+                .map(|(ns, name)| (ns, name, tiers.bridge_poll)),
+            _ => None,
+        }
+    }
+
     /// The role and its configuration: defaults, then the file, then flags.
     pub fn into_config(self) -> Result<(Role, Config), crate::config::ConfigError> {
         let mut config = match &self.config {

@@ -8,9 +8,11 @@
 //! - [`reader`]: the web API, response headers, and L1 coherence;
 //! - [`market`]: the pure market logic (ticks, book, views, signals);
 //! - [`config`] and [`cli`]: the one config struct and how flags fill it;
-//! - [`app`]: wiring a config into running tasks.
+//! - [`app`]: wiring a config into running tasks;
+//! - [`bridge`]: `--bridge`, settings from a CacheBridge's status.
 
 pub mod app;
+pub mod bridge;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 //! `writer` or `reader` until Ctrl-C or SIGTERM.
 
 use cachebridge_dataplane::app::{self, Running};
+use cachebridge_dataplane::bridge;
 use cachebridge_dataplane::cli::{Cli, Role};
 use cachebridge_dataplane::telemetry;
 use clap::Parser;
@@ -11,10 +12,19 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level);
+    let bridge = cli.bridge();
     let (role, config) = match cli.into_config() {
         Ok(parsed) => parsed,
         Err(e) => return fail(&e),
     };
+    if let Some((namespace, name, poll)) = bridge {
+        let role = if role == Role::Writer {
+            app::Role::Writer
+        } else {
+            app::Role::Reader
+        };
+        return run_bridge(role, &config, &namespace, &name, poll).await;
+    }
     let started = match role {
         Role::ShowConfig => {
             let yaml = serde_yaml::to_string(&config).unwrap_or_default();
@@ -37,6 +47,30 @@ async fn main() -> ExitCode {
             tracing::error!("stopping: a component failed");
             ExitCode::FAILURE
         }
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Writer or reader configured from a CacheBridge's status.
+async fn run_bridge(
+    role: app::Role,
+    config: &cachebridge_dataplane::config::Config,
+    namespace: &str,
+    name: &str,
+    poll: std::time::Duration,
+) -> ExitCode {
+    let source = match bridge::Source::connect(namespace, name).await {
+        Ok(source) => source,
+        Err(e) => return fail(&e),
+    };
+    tokio::select! {
+        result = bridge::run(role, config, source, poll) => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             ExitCode::SUCCESS

@@ -80,8 +80,8 @@ async fn a_tick_ingested_by_the_writer_appears_on_both_readers() {
         &url,
         "--memcached",
         &mc,
-        "--bridge",
-        "test/processes",
+        "--key-prefix",
+        "cb:test:processes:",
         "--publish-interval",
         "50ms",
     ];
@@ -103,8 +103,8 @@ async fn a_tick_ingested_by_the_writer_appears_on_both_readers() {
                 &url,
                 "--memcached",
                 &mc,
-                "--bridge",
-                "test/processes",
+                "--key-prefix",
+                "cb:test:processes:",
                 "--listen",
                 &listen,
             ])

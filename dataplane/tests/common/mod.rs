@@ -27,6 +27,7 @@ pub enum Kind {
 /// A server process on a loopback port; killed on drop.
 pub struct Server {
     kind: Kind,
+    extra: Vec<String>,
     pub port: u16,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -34,19 +35,29 @@ pub struct Server {
 
 impl Server {
     pub fn redis() -> Server {
-        Server::start(Kind::Redis, free_port())
+        Server::start(Kind::Redis, free_port(), Vec::new())
+    }
+
+    /// A Redis whose default user needs this password.
+    pub fn redis_with_password(password: &str) -> Server {
+        Server::start(
+            Kind::Redis,
+            free_port(),
+            vec!["--requirepass".into(), password.into()],
+        )
     }
 
     pub fn memcached() -> Server {
-        Server::start(Kind::Memcached, free_port())
+        Server::start(Kind::Memcached, free_port(), Vec::new())
     }
 
-    fn start(kind: Kind, port: u16) -> Server {
+    fn start(kind: Kind, port: u16, extra: Vec<String>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = spawn(kind, port, dir.path());
+        let mut child = spawn(kind, port, dir.path(), &extra);
         wait_for_port(port, &mut child);
         Server {
             kind,
+            extra,
             port,
             child: Some(child),
             _dir: dir,
@@ -72,7 +83,7 @@ impl Server {
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
-        let mut child = spawn(self.kind, self.port, self._dir.path());
+        let mut child = spawn(self.kind, self.port, self._dir.path(), &self.extra);
         wait_for_port(self.port, &mut child);
         self.child = Some(child);
     }
@@ -84,7 +95,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(kind: Kind, port: u16, dir: &Path) -> Child {
+fn spawn(kind: Kind, port: u16, dir: &Path, extra: &[String]) -> Child {
     let port_s = port.to_string();
     let (program, args): (&str, Vec<&str>) = match kind {
         Kind::Redis => (
@@ -121,6 +132,7 @@ fn spawn(kind: Kind, port: u16, dir: &Path) -> Child {
     };
     Command::new(program)
         .args(&args)
+        .args(extra)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

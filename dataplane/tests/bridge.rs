@@ -1,0 +1,208 @@
+//! `--bridge` mode: settings from a CacheBridge's status and Secret, read
+//! through an in-memory Kubernetes API (kube-fake-client, which keeps
+//! resourceVersion and the status subresource), against real Redis servers.
+
+mod common;
+
+use bytes::Bytes;
+use cachebridge_api::v1alpha1::{Endpoints, SecretKeySelector};
+use cachebridge_api::{CacheBridge, CacheBridgeStatus};
+use cachebridge_dataplane::app::{Credentials, Role, Tiers};
+use cachebridge_dataplane::bridge::{self, BridgeError, Source};
+use cachebridge_dataplane::config::Config;
+use cachebridge_dataplane::metrics::Metrics;
+use cachebridge_dataplane::writer::publisher::Publisher;
+use common::{Server, config, eventually, free_port};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const NS: &str = "markets";
+const NAME: &str = "quotes";
+
+fn status(redis: &Server, secret: Option<&str>) -> CacheBridgeStatus {
+    CacheBridgeStatus {
+        endpoints: Endpoints {
+            redis: Some(redis.url()),
+            memcached: vec![],
+            reader: None,
+        },
+        password_secret: secret.map(|name| SecretKeySelector {
+            name: name.into(),
+            key: "password".into(),
+        }),
+        key_prefix: "cb:markets:quotes:".into(),
+        ..CacheBridgeStatus::default()
+    }
+}
+
+fn bridge(status: Option<CacheBridgeStatus>) -> CacheBridge {
+    let mut cb = CacheBridge::new(NAME, Default::default());
+    cb.metadata.namespace = Some(NS.into());
+    cb.status = status;
+    cb
+}
+
+fn secret(name: &str, password: &str) -> Secret {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.metadata.namespace = Some(NS.into());
+    secret.data = Some(BTreeMap::from([(
+        "password".to_owned(),
+        ByteString(password.as_bytes().to_vec()),
+    )]));
+    secret
+}
+
+async fn fake(objects: (Option<CacheBridge>, Vec<Secret>)) -> kube::Client {
+    let mut builder = kube_fake_client::ClientBuilder::new()
+        .with_resource::<CacheBridge>()
+        .with_status_subresource::<CacheBridge>();
+    if let Some(cb) = objects.0 {
+        builder = builder.with_object(cb);
+    }
+    for s in objects.1 {
+        builder = builder.with_object(s);
+    }
+    builder.build().await.expect("fake API")
+}
+
+/// Publishes one overview straight into a Redis, as a writer would.
+async fn seed(redis: &Server, password: Option<&str>, body: &'static str) {
+    let mut cfg = config(Some(redis), &[]);
+    cfg.key_prefix = Some("cb:markets:quotes:".into());
+    let credentials = Credentials {
+        redis_password: password.map(str::to_owned),
+    };
+    let tiers = Tiers::connect_with(&cfg, &credentials, "seed", false).unwrap();
+    let mut publisher = Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        None,
+        (3, Duration::from_secs(1)),
+        Arc::new(Metrics::new()),
+    );
+    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let report = publisher
+        .publish(
+            vec![(
+                "market:overview".into(),
+                Bytes::from_static(body.as_bytes()),
+            )],
+            now,
+        )
+        .await;
+    assert_eq!(report.published, 1);
+}
+
+#[tokio::test]
+async fn the_status_and_secret_give_the_connection_settings() {
+    let redis = Server::redis();
+    let client = fake((
+        Some(bridge(Some(status(&redis, Some("quotes-redis"))))),
+        vec![secret("quotes-redis", "s3cret")],
+    ))
+    .await;
+    let resolved = Source::new(client, NS, NAME).resolve().await.unwrap();
+    assert_eq!(resolved.redis_url, redis.url());
+    assert_eq!(resolved.key_prefix.as_deref(), Some("cb:markets:quotes:"));
+    assert_eq!(
+        resolved.credentials.redis_password.as_deref(),
+        Some("s3cret")
+    );
+    assert!(
+        !format!("{resolved:?}").contains("s3cret"),
+        "the password never reaches a log"
+    );
+
+    let config = bridge::configure(&Config::default(), &resolved);
+    assert_eq!(config.redis.url, Some(redis.url()));
+    assert!(!serde_yaml::to_string(&config).unwrap().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn missing_pieces_are_named() {
+    let redis = Server::redis();
+    let none = Source::new(fake((None, vec![])).await, NS, NAME)
+        .resolve()
+        .await
+        .unwrap_err();
+    assert!(matches!(none, BridgeError::NotFound(_)), "{none}");
+    assert!(!none.is_transient());
+
+    let no_status = Source::new(fake((Some(bridge(None)), vec![])).await, NS, NAME)
+        .resolve()
+        .await
+        .unwrap_err();
+    assert!(
+        no_status.is_transient() && no_status.to_string().contains("no status yet"),
+        "{no_status}"
+    );
+
+    let no_secret = fake((Some(bridge(Some(status(&redis, Some("gone"))))), vec![])).await;
+    let err = Source::new(no_secret, NS, NAME)
+        .resolve()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains("secrets"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_reader_follows_the_status_to_another_redis_without_restarting() {
+    let first = Server::redis();
+    let second = Server::redis_with_password("rotated");
+    seed(&first, None, "{\"from\":\"first\"}").await;
+    seed(&second, Some("rotated"), "{\"from\":\"second\"}").await;
+    let client = fake((
+        Some(bridge(Some(status(&first, None)))),
+        vec![secret("quotes-redis", "rotated")],
+    ))
+    .await;
+
+    let port = free_port();
+    let mut base = Config::default();
+    base.reader.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let source = Source::new(client.clone(), NS, NAME);
+    let reader = tokio::spawn(async move {
+        bridge::run(Role::Reader, &base, source, Duration::from_millis(50)).await
+    });
+
+    let url = format!("http://127.0.0.1:{port}/api/v1/market/overview");
+    let from = |want: &'static str| {
+        let url = url.clone();
+        move || {
+            let url = url.clone();
+            async move {
+                let body: Value = common::client()
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (body["data"]["from"] == want).then_some(())
+            }
+        }
+    };
+    eventually("served from the first Redis", from("first")).await;
+
+    // The operator moves the bridge to another Redis with a password.
+    let bridges: Api<CacheBridge> = Api::namespaced(client, NS);
+    let moved = json!({ "status": status(&second, Some("quotes-redis")) });
+    bridges
+        .patch_status(NAME, &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect("status update");
+    eventually("served from the second Redis", from("second")).await;
+    assert!(!reader.is_finished(), "the reader kept running");
+    reader.abort();
+}
