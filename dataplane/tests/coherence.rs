@@ -6,36 +6,24 @@
 mod common;
 
 use bytes::Bytes;
-use cachebridge_dataplane::app::{Tiers, build_reader};
+use cachebridge_dataplane::app::Tiers;
 use cachebridge_dataplane::cache::envelope::Envelope;
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::keys::Keys;
-use cachebridge_dataplane::metrics::{Metrics, ReasonLabels, Tier};
+use cachebridge_dataplane::metrics::{ReasonLabels, Tier};
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
-use common::{Server, config, redis_conn, until};
+use common::{Server, config, publisher, reader, redis_conn, until};
 use redis::Commands;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A reader with its coherence follower running, synced before it returns.
 async fn follower(config: &Config) -> (Reader, tokio::task::JoinHandle<()>) {
-    let tiers = Tiers::connect(config, "test reader", false).unwrap();
-    let reader = build_reader(config, tiers, Arc::new(Metrics::new()));
+    let reader = reader(config);
     let task = tokio::spawn(Arc::clone(&reader.coherence).run());
     until("reader synced", &mut reader.coherence.synced(), |s| *s).await;
     (reader, task)
-}
-
-fn publisher(config: &Config) -> Publisher {
-    let tiers = Tiers::connect(config, "test writer", false).unwrap();
-    Publisher::new(
-        tiers.keys,
-        tiers.l3,
-        tiers.l2.map(Arc::new),
-        (3, Duration::from_millis(200)),
-        Arc::new(Metrics::new()),
-    )
 }
 
 /// Heartbeats are sent by hand in these tests, so silence never interferes.

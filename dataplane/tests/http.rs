@@ -4,14 +4,11 @@
 mod common;
 
 use bytes::Bytes;
-use cachebridge_dataplane::app::{self, Running, Tiers};
-use cachebridge_dataplane::config::{Config, Source};
-use cachebridge_dataplane::metrics::Metrics;
-use cachebridge_dataplane::writer::publisher::Publisher;
-use common::{Server, client, config, eventually, tick, until};
+use cachebridge_dataplane::app::{self, Running};
+use cachebridge_dataplane::config::Source;
+use common::{Server, client, config, eventually, publisher, tick, until};
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 const ENDPOINTS: [&str; 7] = [
@@ -237,17 +234,6 @@ async fn a_malformed_ingest_batch_is_400_naming_line_and_field_and_applies_nothi
             .encode()
             .contains("cachebridge_ingest_rejected_total 3")
     );
-}
-
-fn publisher(config: &Config) -> Publisher {
-    let tiers = Tiers::connect(config, "test writer", false).unwrap();
-    Publisher::new(
-        tiers.keys,
-        tiers.l3,
-        tiers.l2.map(Arc::new),
-        (3, Duration::from_millis(200)),
-        Arc::new(Metrics::new()),
-    )
 }
 
 #[tokio::test]

@@ -5,36 +5,18 @@
 mod common;
 
 use bytes::Bytes;
-use cachebridge_dataplane::app::{Tiers, build_reader};
+use cachebridge_dataplane::app::Tiers;
 use cachebridge_dataplane::cache::envelope::Envelope;
 use cachebridge_dataplane::cache::l2_memcached::Memcached;
 use cachebridge_dataplane::cache::l3::PublishOutcome;
 use cachebridge_dataplane::cache::{Miss, TieredCache};
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::keys::Keys;
-use cachebridge_dataplane::metrics::{Metrics, Outcome, Tier};
-use cachebridge_dataplane::reader::Reader;
-use cachebridge_dataplane::writer::publisher::Publisher;
-use common::{Server, config, eventually};
+use cachebridge_dataplane::metrics::{Outcome, Tier};
+use common::{Server, config, eventually, publisher, reader};
 use redis::Commands;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn reader(config: &Config) -> Reader {
-    let tiers = Tiers::connect(config, "test reader", false).unwrap();
-    build_reader(config, tiers, Arc::new(Metrics::new()))
-}
-
-fn publisher(config: &Config) -> Publisher {
-    let tiers = Tiers::connect(config, "test writer", false).unwrap();
-    Publisher::new(
-        tiers.keys,
-        tiers.l3,
-        tiers.l2.map(Arc::new),
-        (3, Duration::from_millis(200)),
-        Arc::new(Metrics::new()),
-    )
-}
 
 fn memcached_of(config: &Config) -> Memcached {
     Memcached::new(

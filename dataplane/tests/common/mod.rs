@@ -8,10 +8,15 @@
 
 #![allow(dead_code)]
 
+use cachebridge_dataplane::app::{Tiers, build_reader};
 use cachebridge_dataplane::config::{Config, Source};
+use cachebridge_dataplane::metrics::Metrics;
+use cachebridge_dataplane::reader::Reader;
+use cachebridge_dataplane::writer::publisher::Publisher;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long any awaited condition may take before the test fails.
@@ -233,4 +238,23 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap()
+}
+
+/// A writer's publisher over the config's tiers.
+pub fn publisher(config: &Config) -> Publisher {
+    let tiers = Tiers::connect(config, "test writer", false).unwrap();
+    let breaker = (3, Duration::from_millis(200));
+    Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        tiers.l2.map(Arc::new),
+        breaker,
+        Arc::new(Metrics::new()),
+    )
+}
+
+/// A reader over the config's tiers; its coherence follower is not started.
+pub fn reader(config: &Config) -> Reader {
+    let tiers = Tiers::connect(config, "test reader", false).unwrap();
+    build_reader(config, tiers, Arc::new(Metrics::new()))
 }
