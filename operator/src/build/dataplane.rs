@@ -18,8 +18,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
+    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
@@ -30,8 +31,8 @@ pub const DATAPLANE_UID: i64 = 65532;
 /// One writer: it alone orders updates, so the old one stops before the new one starts.
 pub fn writer_deployment(b: &Bridge, config_hash: &str) -> Deployment {
     let ingest = b.writer.source.type_ == SourceType::Ingest;
-    let mut args = role_args("writer", b);
     let mut container = dataplane_container("writer", &b.writer.image, &b.writer.resources);
+    container.args = Some(role_args("writer", b));
     if ingest {
         container.ports = Some(vec![port("ingest", INGEST_PORT)]);
         container.readiness_probe = Some(tcp_probe("ingest"));
@@ -43,7 +44,6 @@ pub fn writer_deployment(b: &Bridge, config_hash: &str) -> Deployment {
         volumes.push(config_map_volume("replay", replay.config_map.clone()));
         push_mount(&mut container, mount("replay", REPLAY_DIR, true));
     }
-    container.args = Some(std::mem::take(&mut args));
     deployment(
         b,
         names::writer(b),
@@ -125,11 +125,25 @@ fn dataplane_container(name: &str, image: &str, resources: &Resources) -> Contai
     Container {
         name: name.into(),
         image: Some(image.into()),
-        env: Some(vec![EnvVar {
-            name: "CACHEBRIDGE_LOG_FORMAT".into(),
-            value: Some("json".into()),
-            ..Default::default()
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: "CACHEBRIDGE_LOG_FORMAT".into(),
+                value: Some("json".into()),
+                ..Default::default()
+            },
+            // Readers name their stats document after the pod.
+            EnvVar {
+                name: "POD_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ]),
         resources: Some(requirements(resources)),
         volume_mounts: Some(vec![
             mount("config", CONFIG_DIR, true),

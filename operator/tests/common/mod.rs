@@ -49,8 +49,18 @@ pub struct Harness {
     pub ctx: Arc<Context>,
 }
 
-/// A fake API holding `objects`, with CacheBridge (and workload) status subresources.
+/// A fake API holding `objects`, with CacheBridge (and workload) status
+/// subresources; cache figures are not read (no Redis behind the bridges).
 pub async fn harness(objects: Vec<Value>) -> Harness {
+    harness_reading_stats(objects, false).await
+}
+
+/// Like [`harness`], reading cache figures from the bridges' Redis.
+pub async fn harness_with_stats(objects: Vec<Value>) -> Harness {
+    harness_reading_stats(objects, true).await
+}
+
+async fn harness_reading_stats(objects: Vec<Value>, read_stats: bool) -> Harness {
     let writes = WriteLog::default();
     let (w1, w2, w3, w4, w5) = (
         writes.clone(),
@@ -101,7 +111,7 @@ pub async fn harness(objects: Vec<Value>) -> Harness {
         Settings::default(),
         Arc::new(Metrics::new()),
     );
-    ctx.read_stats = false;
+    ctx.read_stats = read_stats;
     Harness {
         client,
         writes,

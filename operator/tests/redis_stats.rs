@@ -1,0 +1,310 @@
+//! Against a real `redis-server` (7.x): the ACL user the operator sets up
+//! lets the dataplane's own Redis code do all its work inside the bridge's
+//! prefix and nothing outside it, and the operator reads the readers' cache
+//! figures into `status.cache` as that user.
+
+mod common;
+
+use cachebridge_api::v1alpha1::condition::READY;
+use cachebridge_dataplane::cache::envelope::Envelope;
+use cachebridge_dataplane::cache::l3::redis::{RedisStore, RedisTarget};
+use cachebridge_dataplane::keys::Keys;
+use cachebridge_operator::build::redis::acl_rules;
+use cachebridge_operator::stats;
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+use std::time::Duration;
+
+const PREFIX: &str = "cb:prod:quotes:";
+const USER_PASSWORD: &str = "Us3rPassw0rdForTheBridgeAclUser0";
+const ADMIN_PASSWORD: &str = "Adm1nPassw0rdForTheDefaultUser00";
+
+/// A Redis configured like the managed one: requirepass plus the bridge's ACL user.
+fn acl_redis() -> RedisServer {
+    let user_line = format!("cachebridge on >{USER_PASSWORD} {}", acl_rules(PREFIX));
+    let mut args = vec!["--requirepass", ADMIN_PASSWORD, "--user"];
+    args.extend(user_line.split(' '));
+    RedisServer::start(&args)
+}
+
+fn store(server: &RedisServer, prefix: &str) -> RedisStore {
+    RedisStore::new(
+        RedisTarget {
+            url: &server.url(),
+            username: Some("cachebridge"),
+            password: Some(USER_PASSWORD),
+        },
+        Keys::new(prefix),
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+        100,
+    )
+    .expect("store")
+}
+
+#[tokio::test]
+async fn the_acl_user_runs_the_dataplane_inside_its_prefix() {
+    let server = acl_redis();
+    let store = store(&server, PREFIX);
+    let mut updates = store
+        .subscribe()
+        .await
+        .expect("subscribe on the bridge's channel");
+    let env = Envelope::new(1_700_000_000_000_000, 1_700_000_000_000, &b"{\"px\":1}"[..]);
+    store
+        .publish("market:overview", &env)
+        .await
+        .expect("the publish script (HGET, EXISTS, SET, HSET, INCR, XADD, PUBLISH)");
+    assert!(
+        store
+            .get(&format!("{PREFIX}v:market:overview"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    store.heartbeat().await.expect("the heartbeat script");
+    assert_eq!(store.current_seq().await.expect("seq"), 1);
+    store.replay_after(0).await.expect("XRANGE for replay");
+    store
+        .put_stats(
+            &format!("{PREFIX}stats:reader:r-0"),
+            "{}",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("SET EX");
+    let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .expect("a message in time");
+    assert!(first.is_some(), "the subscriber hears the update");
+}
+
+#[tokio::test]
+async fn the_acl_user_cannot_touch_another_bridge_or_the_server() {
+    let server = acl_redis();
+    let other = store(&server, "cb:prod:other:");
+    let env = Envelope::new(1, 1, &b"x"[..]);
+    let err = other
+        .publish("market:overview", &env)
+        .await
+        .expect_err("another bridge's keys are off limits");
+    assert!(
+        err.to_string().to_lowercase().contains("perm")
+            || err.to_string().contains("No permissions"),
+        "{err}"
+    );
+    assert!(
+        other.subscribe().await.is_err(),
+        "another bridge's channel is off limits"
+    );
+
+    let client = redis::Client::open(format!(
+        "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",
+        server.port
+    ))
+    .unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for command in [
+        vec!["FLUSHALL"],
+        vec!["KEYS", "*"],
+        vec!["CONFIG", "GET", "requirepass"],
+        vec!["DEL", "cb:prod:quotes:seq"],
+    ] {
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        let result: redis::RedisResult<redis::Value> = cmd.query_async(&mut conn).await;
+        assert!(result.is_err(), "{command:?} must be refused");
+    }
+}
+
+async fn put_report(server: &RedisServer, pod: &str, doc: serde_json::Value) {
+    let client = redis::Client::open(format!(
+        "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",
+        server.port
+    ))
+    .unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{PREFIX}stats:reader:{pod}"))
+        .arg(doc.to_string())
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn read_reports_scans_the_bridge_documents_as_the_acl_user() {
+    let server = acl_redis();
+    put_report(&server, "r-0", json!({"hitRatio": 0.99, "l1HitRatio": 0.9, "dataAgeSeconds": 0.2, "at": "2026-01-01T00:00:00Z", "synced": true})).await;
+    put_report(&server, "r-1", json!({"hitRatio": 0.97, "l1HitRatio": null, "dataAgeSeconds": 0.6, "at": "2026-01-01T00:00:00Z"})).await;
+    put_report(&server, "r-2", json!("not a report")).await;
+    let target = stats::RedisTarget {
+        url: server.url(),
+        username: Some("cachebridge".into()),
+        password: Some(USER_PASSWORD.into()),
+    };
+    let mut reports = stats::read_reports(&target, PREFIX).await.expect("read");
+    reports.sort_by(|a, b| a.hit_ratio.partial_cmp(&b.hit_ratio).unwrap());
+    assert_eq!(reports.len(), 2, "the unreadable document is skipped");
+    assert_eq!(reports[1].hit_ratio, Some(0.99));
+
+    let wrong = stats::RedisTarget {
+        password: Some("wrong".into()),
+        ..target
+    };
+    let err = stats::read_reports(&wrong, PREFIX).await.unwrap_err();
+    assert_eq!(err.metric_label(), "stats");
+}
+
+#[tokio::test]
+async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
+    let server = acl_redis();
+    put_report(
+        &server,
+        "quotes-reader-a",
+        json!({"hitRatio": 0.99, "dataAgeSeconds": 0.3}),
+    )
+    .await;
+    put_report(
+        &server,
+        "quotes-reader-b",
+        json!({"hitRatio": 0.97, "dataAgeSeconds": 0.5}),
+    )
+    .await;
+    let secret = serde_json::to_value(Secret {
+        metadata: ObjectMeta {
+            name: Some("creds".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        data: Some([("password".to_string(), ByteString(USER_PASSWORD.into()))].into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let spec = json!({"redis": {"external": {"url": server.url(), "username": "cachebridge", "passwordSecret": {"name": "creds"}}}});
+    let h = harness_with_stats(vec![bridge("quotes", spec), secret]).await;
+    h.reconcile("quotes").await.unwrap();
+    assert!(
+        h.get("quotes").await.status.unwrap().cache.is_none(),
+        "not ready: no figures yet"
+    );
+
+    h.set_stateful_set_ready("quotes-memcached", 2).await;
+    h.set_deployment_ready("quotes-writer", 1).await;
+    h.set_deployment_ready("quotes-reader", 2).await;
+    h.reconcile("quotes").await.unwrap();
+    let cb = h.get("quotes").await;
+    assert_eq!(condition(&cb, READY).0, "True");
+    let cache = cb.status.unwrap().cache.expect("figures");
+    assert_eq!(cache.hit_ratio.as_deref(), Some("98.0%"));
+    assert_eq!(cache.data_age.as_deref(), Some("0.4s"));
+    assert_eq!(cache.reporting_readers, 2);
+    assert!(cache.updated_at.is_some());
+
+    // Fresh figures are not re-read on the next reconcile: nothing is written.
+    h.writes.take();
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(h.writes.take(), Vec::<String>::new());
+}
+
+/// The managed Redis container's start script, run for real with `sh`: it
+/// must write a config Redis accepts, with both passwords from the Secret's
+/// files, so the admin and the ACL user can log in. (Paths and the host name
+/// are pointed at a temporary directory; nothing else is changed.)
+#[tokio::test]
+async fn the_start_script_configures_redis_from_the_secret_files() {
+    use cachebridge_operator::build::{self, Settings};
+    use cachebridge_operator::render::read_bridge;
+    let doc = json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "quotes", "namespace": "prod"}});
+    let bridge = cachebridge_operator::validate::validate(&read_bridge(1, doc).unwrap()).unwrap();
+    let desired = build::build(&bridge, &Settings::default()).unwrap();
+    let sts = desired.redis.unwrap().stateful_set;
+    let script = sts.spec.unwrap().template.spec.unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap()[2]
+        .clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, run, data) = (
+        dir.path().join("secret"),
+        dir.path().join("run"),
+        dir.path().join("data"),
+    );
+    for d in [&secret, &run, &data] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(secret.join("password"), USER_PASSWORD).unwrap();
+    std::fs::write(secret.join("admin-password"), ADMIN_PASSWORD).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = script
+        .replace("/etc/redis-secret", secret.to_str().unwrap())
+        .replace("/run/redis", run.to_str().unwrap())
+        .replace("dir /data", &format!("dir {}", data.display()))
+        .replace("port 6379", &format!("port {port}"))
+        .replace("bind * -::*", "bind 127.0.0.1")
+        .replace("$(hostname)", "quotes-redis-0");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sh");
+    let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{port}");
+    // Redis is another process: polling until it accepts the admin is the only way to know it is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while redis::Client::open(url("default", ADMIN_PASSWORD))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .is_err()
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "Redis exited: the generated config was refused"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Redis did not come up from the script"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut user = redis::Client::open(url("cachebridge", USER_PASSWORD))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the ACL user logs in");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{PREFIX}x"))
+        .arg(1)
+        .query_async(&mut user)
+        .await
+        .expect("inside the prefix");
+    let outside: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("elsewhere")
+        .arg(1)
+        .query_async(&mut user)
+        .await;
+    assert!(outside.is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+    // The config file is readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(run.join("redis.conf"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
