@@ -17,9 +17,12 @@ use crate::reader::{Reader, stats};
 use crate::writer::publisher::Publisher;
 use crate::writer::{self, ingest, sources};
 use axum::Router;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Environment variable holding the Redis password (from a Secret).
@@ -174,26 +177,90 @@ fn redis_store(
     })
 }
 
+/// How long in-flight HTTP requests may take to finish on shutdown.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
 /// A running reader, writer or `local`; its tasks stop when it is dropped.
 pub struct Running {
     /// Where the HTTP server listens (the API, or ingest for a writer).
     pub addr: Option<SocketAddr>,
     pub reader: Option<Reader>,
     pub metrics: Arc<Metrics>,
-    pub tasks: JoinSet<()>,
+    /// Background work: sources, publishing, coherence, stats.
+    tasks: JoinSet<()>,
+    /// HTTP servers, stopped gracefully by `stop`.
+    servers: JoinSet<()>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Running {
+    fn new(reader: Option<Reader>, metrics: Arc<Metrics>) -> Self {
+        Running {
+            addr: None,
+            reader,
+            metrics,
+            tasks: JoinSet::new(),
+            servers: JoinSet::new(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
     /// Waits until a task ends (they run forever, so: until one fails).
     pub async fn wait(&mut self) {
-        if let Some(Err(e)) = self.tasks.join_next().await {
+        let ended = tokio::select! {
+            Some(ended) = self.tasks.join_next() => ended,
+            Some(ended) = self.servers.join_next() => ended,
+        };
+        if let Err(e) = ended {
             tracing::error!(error = %e, "a task stopped unexpectedly");
         }
     }
 
-    /// Stops every task and waits until they are gone (ports released).
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// [`DRAIN`]), then stops everything; ports are free when it returns.
     pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let servers = &mut self.servers;
+        let drained = tokio::time::timeout(DRAIN, async {
+            while servers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("requests still running after the drain period; closing them");
+        }
+        self.servers.shutdown().await;
         self.tasks.shutdown().await;
+    }
+
+    /// Serves `router` on `addr` until `stop`; returns the bound address.
+    async fn serve(&mut self, addr: SocketAddr, router: Router) -> Result<SocketAddr, StartError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?;
+        // Small JSON answers: send them now rather than waiting to coalesce.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        // 503 "no data yet" is an expected answer, not a server failure: log
+        // failures at debug level like every other response.
+        let trace = tower_http::trace::TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+        let mut stopping = self.shutdown.subscribe();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        self.servers.spawn(async move {
+            if let Err(e) = axum::serve(listener, router.layer(trace))
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        Ok(bound)
     }
 }
 
@@ -255,17 +322,15 @@ async fn start_reader_with(
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "the reader", false)?;
     let reader = build_reader(config, tiers, Arc::clone(&metrics));
-    let mut tasks = JoinSet::new();
-    tasks.spawn(Arc::clone(&reader.coherence).run());
-    tasks.spawn(stats::report_loop(reader.clone(), stats::instance_name()));
-    let addr = serve(&mut tasks, config.reader.listen, reader.clone().router()).await?;
+    let mut running = Running::new(Some(reader.clone()), metrics);
+    running.tasks.spawn(Arc::clone(&reader.coherence).run());
+    running
+        .tasks
+        .spawn(stats::report_loop(reader.clone(), stats::instance_name()));
+    let addr = running.serve(config.reader.listen, reader.router()).await?;
     tracing::info!(%addr, "reader listening");
-    Ok(Running {
-        addr: Some(addr),
-        reader: Some(reader),
-        metrics,
-        tasks,
-    })
+    running.addr = Some(addr);
+    Ok(running)
 }
 
 /// Starts a writer: its source, the publish loop and, if configured, ingest.
@@ -279,24 +344,15 @@ async fn start_writer_with(
 ) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "the writer", false)?;
-    let mut tasks = JoinSet::new();
-    let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;
-    let addr = match config.writer.ingest_listen {
-        Some(listen) => {
-            let router = ingest::router(book, Arc::clone(&metrics))
-                .merge(metrics_router(Arc::clone(&metrics)));
-            let addr = serve(&mut tasks, listen, router).await?;
-            tracing::info!(%addr, "ingest listening: POST /ingest");
-            Some(addr)
-        }
-        None => None,
-    };
-    Ok(Running {
-        addr,
-        reader: None,
-        metrics,
-        tasks,
-    })
+    let mut running = Running::new(None, Arc::clone(&metrics));
+    let book = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
+    if let Some(listen) = config.writer.ingest_listen {
+        let router = ingest::router(book, Arc::clone(&metrics)).merge(metrics_router(metrics));
+        let addr = running.serve(listen, router).await?;
+        tracing::info!(%addr, "ingest listening: POST /ingest");
+        running.addr = Some(addr);
+    }
+    Ok(running)
 }
 
 /// Writer and reader in one process, sharing one set of tiers; ingest is
@@ -311,22 +367,14 @@ async fn start_local_with(
 ) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "local", true)?;
-    let mut tasks = JoinSet::new();
     let reader_tiers = tiers.share(config);
-    let book = spawn_writer(config, tiers, &metrics, &mut tasks)?;
     let reader = build_reader(config, reader_tiers, Arc::clone(&metrics));
-    tasks.spawn(Arc::clone(&reader.coherence).run());
-    let router = reader
-        .clone()
-        .router()
-        .merge(ingest::router(book, Arc::clone(&metrics)));
-    let addr = serve(&mut tasks, config.reader.listen, router).await?;
-    Ok(Running {
-        addr: Some(addr),
-        reader: Some(reader),
-        metrics,
-        tasks,
-    })
+    let mut running = Running::new(Some(reader.clone()), Arc::clone(&metrics));
+    let book = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
+    running.tasks.spawn(Arc::clone(&reader.coherence).run());
+    let router = reader.router().merge(ingest::router(book, metrics));
+    running.addr = Some(running.serve(config.reader.listen, router).await?);
+    Ok(running)
 }
 
 fn spawn_writer(
@@ -383,28 +431,4 @@ fn metrics_router(metrics: Arc<Metrics>) -> Router {
             async move { metrics.encode() }
         }),
     )
-}
-
-async fn serve(
-    tasks: &mut JoinSet<()>,
-    addr: SocketAddr,
-    router: Router,
-) -> Result<SocketAddr, StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { addr, source })?;
-    // 503 "no data yet" is an expected answer, not a server failure: log
-    // failures at debug level like every other response.
-    let trace = tower_http::trace::TraceLayer::new_for_http()
-        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
-    let router = router.layer(trace);
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
-    Ok(bound)
 }

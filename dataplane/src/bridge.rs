@@ -193,14 +193,20 @@ async fn resolve_patiently(source: &Source, poll: Duration) -> Result<Resolved, 
 }
 
 /// Runs `role` with settings from the CacheBridge, restarting it in place
-/// whenever they change. Returns only on a final error.
+/// whenever they change, until `shutdown` completes (then it drains
+/// in-flight requests) or a final error.
 pub async fn run(
     role: Role,
     base: &Config,
     source: Source,
     poll: Duration,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let mut current = resolve_patiently(&source, poll).await?;
+    tokio::pin!(shutdown);
+    let mut current = tokio::select! {
+        resolved = resolve_patiently(&source, poll) => resolved?,
+        _ = &mut shutdown => return Ok(()),
+    };
     loop {
         let config = configure(base, &current);
         let mut running: Running = app::start(role, &config, &current.credentials).await?;
@@ -208,6 +214,10 @@ pub async fn run(
         let changed = loop {
             tokio::select! {
                 _ = running.wait() => return Err(RunError::Stopped),
+                _ = &mut shutdown => {
+                    running.stop().await;
+                    return Ok(());
+                }
                 _ = tokio::time::sleep(poll) => {}
             }
             match source.resolve().await {

@@ -45,13 +45,13 @@ async fn main() -> ExitCode {
     tokio::select! {
         _ = running.wait() => {
             tracing::error!("stopping: a component failed");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            ExitCode::SUCCESS
-        }
+        _ = shutdown_signal() => {}
     }
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.stop().await;
+    ExitCode::SUCCESS
 }
 
 /// Writer or reader configured from a CacheBridge's status.
@@ -66,15 +66,9 @@ async fn run_bridge(
         Ok(source) => source,
         Err(e) => return fail(&e),
     };
-    tokio::select! {
-        result = bridge::run(role, config, source, poll) => match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            ExitCode::SUCCESS
-        }
+    match bridge::run(role, config, source, poll, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
 }
 

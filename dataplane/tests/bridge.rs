@@ -172,7 +172,14 @@ async fn a_reader_follows_the_status_to_another_redis_without_restarting() {
     base.reader.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let source = Source::new(client.clone(), NS, NAME);
     let reader = tokio::spawn(async move {
-        bridge::run(Role::Reader, &base, source, Duration::from_millis(50)).await
+        bridge::run(
+            Role::Reader,
+            &base,
+            source,
+            Duration::from_millis(50),
+            std::future::pending(),
+        )
+        .await
     });
 
     let url = format!("http://127.0.0.1:{port}/api/v1/market/overview");

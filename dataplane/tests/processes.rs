@@ -152,3 +152,67 @@ async fn a_tick_ingested_by_the_writer_appears_on_both_readers() {
         assert_eq!(body["data"]["volume"], 7);
     }
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let port = free_port();
+    let mut local = spawn(&[
+        "local",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--source",
+        "none",
+    ]);
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    eventually("local up", || async {
+        (status(&health).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    let pid = local.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exited = tokio::task::spawn_blocking(move || local.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exited.success(), "exit status {exited}");
+    assert_ne!(
+        status(&health).await,
+        StatusCode::OK,
+        "the port is closed after shutdown"
+    );
+}
+
+#[test]
+fn show_config_prints_a_config_file_that_reads_back() {
+    let out = Command::new(BIN)
+        .args([
+            "show-config",
+            "--redis",
+            "redis://r:6379",
+            "--memcached",
+            "m-0:11211,m-1:11211",
+            "--seed",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let config: cachebridge_dataplane::config::Config = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(config.redis.url.as_deref(), Some("redis://r:6379"));
+    assert_eq!(config.memcached.servers.len(), 2);
+    assert_eq!(config.writer.seed, 7);
+}
+
+#[test]
+fn a_bad_flag_is_explained_and_exits_nonzero() {
+    let out = Command::new(BIN).args(["writer"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("needs a Redis URL"), "{stderr}");
+}
