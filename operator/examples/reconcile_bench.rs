@@ -54,7 +54,10 @@ async fn main() {
     let ctx = Arc::new(ctx);
     counters.take();
     println!("{bridges} CacheBridges, {concurrency} reconciles in flight, in-memory API backend\n");
-    println!("resident memory after loading the bridges into the backend: {}\n", proc_status("VmRSS:"));
+    println!(
+        "resident memory after loading the bridges into the backend: {}\n",
+        proc_status("VmRSS:")
+    );
     println!("| pass | wall time | per bridge | API reads/bridge | API writes/bridge |");
     println!("|---|---|---|---|---|");
 
@@ -96,7 +99,10 @@ async fn main() {
         concurrency,
     )
     .await;
-    println!("\nresident memory at the end (backend holding every child): {}", proc_status("VmRSS:"));
+    println!(
+        "\nresident memory at the end (backend holding every child): {}",
+        proc_status("VmRSS:")
+    );
     println!("peak resident memory (VmHWM): {}", proc_status("VmHWM:"));
 }
 

@@ -2,6 +2,7 @@
 //! `crd` prints the CustomResourceDefinition, `render -f FILE` prints what
 //! the controller would apply for a CacheBridge in a file.
 
+use cachebridge_api::v1alpha1::defaults::DATAPLANE_IMAGE;
 use cachebridge_operator::build::Settings;
 use cachebridge_operator::controller::{self, Context, Scope};
 use cachebridge_operator::leader::{self, LeaseConfig};
@@ -44,6 +45,9 @@ enum Command {
         /// Namespace of the operator (its pods may reach managed Redis).
         #[arg(long, env = "POD_NAMESPACE", default_value = "cachebridge-system")]
         operator_namespace: String,
+        /// Dataplane image of bridges that set no spec.writer.image / spec.reader.image.
+        #[arg(long, env = "DATAPLANE_IMAGE", default_value = DATAPLANE_IMAGE)]
+        dataplane_image: String,
     },
 }
 
@@ -55,6 +59,9 @@ struct RunArgs {
     /// The operator's own namespace: holds the Lease; its pods may reach managed Redis.
     #[arg(long, env = "POD_NAMESPACE", default_value = "cachebridge-system")]
     operator_namespace: String,
+    /// Dataplane image of bridges that set no spec.writer.image / spec.reader.image.
+    #[arg(long, env = "DATAPLANE_IMAGE", default_value = DATAPLANE_IMAGE)]
+    dataplane_image: String,
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "cachebridge-operator")]
     lease_name: String,
@@ -88,9 +95,13 @@ fn main() -> ExitCode {
         Command::Render {
             file,
             operator_namespace,
+            dataplane_image,
         } => read(&file).and_then(|text| {
-            render::render(&text, &Settings { operator_namespace })
-                .map_err(|e| format!("{}: {e}", file.display()))
+            let settings = Settings {
+                operator_namespace,
+                dataplane_image,
+            };
+            render::render(&text, &settings).map_err(|e| format!("{}: {e}", file.display()))
         }),
         Command::Run(args) => run_blocking(args).map(|()| String::new()),
     };
@@ -152,6 +163,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     ready.store(true, Ordering::Release);
     let settings = Settings {
         operator_namespace: args.operator_namespace.clone(),
+        dataplane_image: args.dataplane_image.clone(),
     };
     let mut context = Context::new(client.clone(), settings, Arc::clone(&metrics));
     context.read_stats = !args.no_stats;

@@ -6,17 +6,15 @@
 
 use super::spec::*;
 
-/// The dataplane image that matches this version of the API and operator.
-pub const DATAPLANE_IMAGE: &str = concat!("cachebridge/dataplane:", env!("CARGO_PKG_VERSION"));
+/// The dataplane image that matches this version of the API and operator
+/// (the operator's default for bridges that set no image).
+pub const DATAPLANE_IMAGE: &str =
+    concat!("ghcr.io/cachebridge/dataplane:", env!("CARGO_PKG_VERSION"));
 /// Redis 7 is the first version with the `&channel` ACL patterns the bridge's user needs.
 pub const REDIS_IMAGE: &str = "redis:7.4-alpine";
 pub const MEMCACHED_IMAGE: &str = "memcached:1.6-alpine";
 /// The Secret key that holds a password when a reference names no key.
 pub const PASSWORD_KEY: &str = "password";
-
-pub fn dataplane_image() -> String {
-    DATAPLANE_IMAGE.into()
-}
 
 pub fn redis_image() -> String {
     REDIS_IMAGE.into()
@@ -198,7 +196,7 @@ impl Default for CacheSpec {
 impl Default for WriterSpec {
     fn default() -> Self {
         WriterSpec {
-            image: dataplane_image(),
+            image: None,
             source: SourceSpec::default(),
             publish_interval: publish_interval(),
             resources: writer_resources(),
@@ -221,7 +219,7 @@ impl Default for SourceSpec {
 impl Default for ReaderSpec {
     fn default() -> Self {
         ReaderSpec {
-            image: dataplane_image(),
+            image: None,
             replicas: two(),
             port: reader_port(),
             service_type: ServiceType::ClusterIP,

@@ -234,10 +234,13 @@ pub struct CacheSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WriterSpec {
-    /// Container image of the dataplane.
-    #[serde(default = "defaults::dataplane_image")]
+    /// Container image of the dataplane. Unset: the operator's own dataplane
+    /// image (its `--dataplane-image`, by default
+    /// `ghcr.io/cachebridge/dataplane:<operator version>`), so upgrading the
+    /// operator upgrades every bridge that does not pin an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
-    pub image: String,
+    pub image: Option<String>,
     /// Where ticks come from.
     #[serde(default)]
     pub source: SourceSpec,
@@ -307,10 +310,11 @@ pub struct ReplaySource {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ReaderSpec {
-    /// Container image of the dataplane.
-    #[serde(default = "defaults::dataplane_image")]
+    /// Container image of the dataplane. Unset: the operator's own dataplane
+    /// image, like `writer.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
-    pub image: String,
+    pub image: Option<String>,
     /// Reader pods. A PodDisruptionBudget keeps at least one available
     /// during voluntary disruptions when there are two or more.
     #[serde(default = "defaults::two")]

@@ -5,6 +5,7 @@
 //! their ServiceAccount token) and the mounted config file for the rest.
 //! The config hash on the pod template rolls them when the config changes.
 
+use super::Settings;
 use super::common::{
     config_map_volume, meta, mount, pod_meta, requirements, scratch_volume, selector,
 };
@@ -29,9 +30,14 @@ use std::collections::BTreeMap;
 pub const DATAPLANE_UID: i64 = 65532;
 
 /// One writer: it alone orders updates, so the old one stops before the new one starts.
-pub fn writer_deployment(b: &Bridge, config_hash: &str) -> Deployment {
+pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> Deployment {
     let ingest = b.writer.source.type_ == SourceType::Ingest;
-    let mut container = dataplane_container("writer", &b.writer.image, &b.writer.resources);
+    let image = b
+        .writer
+        .image
+        .as_deref()
+        .unwrap_or(&settings.dataplane_image);
+    let mut container = dataplane_container("writer", image, &b.writer.resources);
     container.args = Some(role_args("writer", b));
     if ingest {
         container.ports = Some(vec![port("ingest", INGEST_PORT)]);
@@ -58,10 +64,15 @@ pub fn writer_deployment(b: &Bridge, config_hash: &str) -> Deployment {
 }
 
 /// Readers roll one extra pod at a time and never drop below the desired count.
-pub fn reader_deployment(b: &Bridge, config_hash: &str) -> Deployment {
+pub fn reader_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> Deployment {
     let mut args = role_args("reader", b);
     args.extend(["--listen".to_string(), format!("0.0.0.0:{}", b.reader.port)]);
-    let mut container = dataplane_container("reader", &b.reader.image, &b.reader.resources);
+    let image = b
+        .reader
+        .image
+        .as_deref()
+        .unwrap_or(&settings.dataplane_image);
+    let mut container = dataplane_container("reader", image, &b.reader.resources);
     container.args = Some(args);
     container.ports = Some(vec![port("http", b.reader.port)]);
     container.readiness_probe = Some(http_probe("/readyz", 5));

@@ -32,12 +32,15 @@ use serde::Serialize;
 pub struct Settings {
     /// The operator's namespace: its pods may reach managed Redis for cache figures.
     pub operator_namespace: String,
+    /// The dataplane image of bridges that set none (`--dataplane-image`).
+    pub dataplane_image: String,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             operator_namespace: "cachebridge-system".into(),
+            dataplane_image: cachebridge_api::v1alpha1::defaults::DATAPLANE_IMAGE.into(),
         }
     }
 }
@@ -124,12 +127,12 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
             MemcachedPlan::External(_) => None,
         },
         writer: WriterObjects {
-            deployment: dataplane::writer_deployment(b, &hash),
+            deployment: dataplane::writer_deployment(b, settings, &hash),
             service: dataplane::writer_service(b),
             network_policy: policy::writer(b),
         },
         reader: ReaderObjects {
-            deployment: dataplane::reader_deployment(b, &hash),
+            deployment: dataplane::reader_deployment(b, settings, &hash),
             service: dataplane::reader_service(b),
             pdb: policy::reader_pdb(b),
             network_policy: policy::reader(b),
