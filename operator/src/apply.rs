@@ -116,8 +116,8 @@ async fn apply_child(
             .1
         }
         Child::StatefulSet(o) => {
-            let (live, outcome) =
-                ensure(Api::<StatefulSet>::namespaced(client.clone(), ns), o).await?;
+            let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
+            let (live, outcome) = ensure_stateful_set(api, o).await?;
             applied.stateful_sets.insert(key.name.clone(), live);
             outcome
         }
@@ -165,6 +165,31 @@ where
         Outcome::Created
     };
     Ok((written, outcome))
+}
+
+/// A StatefulSet, replaced when the change touches a field Kubernetes will
+/// not update in place (volumeClaimTemplates when persistence is switched
+/// on, for instance). The old one is deleted with `Orphan` propagation, so
+/// its pods keep serving until the new StatefulSet adopts and rolls them.
+async fn ensure_stateful_set(
+    api: Api<StatefulSet>,
+    desired: &StatefulSet,
+) -> Result<(StatefulSet, Outcome)> {
+    match ensure(api.clone(), desired).await {
+        Err(Error::Kube(kube::Error::Api(e)))
+            if e.code == 422 && e.message.contains("updates to statefulset spec") =>
+        {
+            let name = desired.name_any();
+            tracing::info!(
+                name,
+                "replacing a StatefulSet: the change is not allowed in place"
+            );
+            api.delete(&name, &DeleteParams::orphan()).await?;
+            let (live, _) = ensure(api, desired).await?;
+            Ok((live, Outcome::Updated))
+        }
+        other => other,
+    }
 }
 
 /// The generated Secret: created once with fresh passwords, then only its

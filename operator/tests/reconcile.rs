@@ -512,3 +512,65 @@ async fn every_child_is_applied_by_one_field_manager() {
         .unwrap();
     assert_eq!(managers(cm.metadata.managed_fields), expected);
 }
+
+#[tokio::test]
+async fn switching_persistence_on_replaces_the_redis_stateful_set() {
+    let h = harness(vec![bridge("quotes", json!({}))]).await;
+    h.reconcile("quotes").await.unwrap();
+    assert!(
+        h.stateful_set("quotes-redis")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .volume_claim_templates
+            .is_none()
+    );
+
+    h.change_spec(
+        "quotes",
+        json!({"redis": {"managed": {"persistence": {"size": "2Gi"}}}}),
+    )
+    .await;
+    h.writes.take();
+    h.reconcile("quotes")
+        .await
+        .expect("the refused in-place update becomes a replacement");
+    let claims = h
+        .stateful_set("quotes-redis")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .volume_claim_templates
+        .unwrap();
+    let storage = &claims[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap()["storage"];
+    assert_eq!(storage.0, "2Gi");
+    let writes = h.writes.take();
+    let redis_writes: Vec<&String> = writes
+        .iter()
+        .filter(|w| {
+            w.as_str() == "patch StatefulSet/quotes-redis" || w.as_str() == "delete quotes-redis"
+        })
+        .collect();
+    assert_eq!(
+        redis_writes,
+        [
+            "patch StatefulSet/quotes-redis",
+            "delete quotes-redis",
+            "patch StatefulSet/quotes-redis"
+        ],
+        "refused, deleted (orphaning the pods), created again: {writes:?}"
+    );
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(h.writes.take(), Vec::<String>::new());
+}

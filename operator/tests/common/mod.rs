@@ -43,6 +43,36 @@ fn describe(verb: &str, body: Option<&Value>, name: &str) -> String {
     format!("{verb} {kind}/{name}")
 }
 
+/// The in-memory backend does not know that a StatefulSet's
+/// volumeClaimTemplates cannot change; this answers like the apiserver does.
+fn refuse_immutable_stateful_set_changes(
+    c: &interceptor::PatchContext,
+) -> kube_fake_client::Result<Option<Value>> {
+    if c.patch.get("kind").and_then(Value::as_str) != Some("StatefulSet") {
+        return Ok(None);
+    }
+    let Ok(existing) = c.client.get::<StatefulSet>(c.namespace, c.name) else {
+        return Ok(None);
+    };
+    let stored =
+        serde_json::to_value(existing.spec.and_then(|s| s.volume_claim_templates)).unwrap();
+    let wanted = c
+        .patch
+        .pointer("/spec/volumeClaimTemplates")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if stored != wanted {
+        return Err(kube_fake_client::Error::ValidationFailed {
+            kind: "StatefulSet".into(),
+            errors: vec![format!(
+                "StatefulSet.apps {:?} is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                c.name
+            )],
+        });
+    }
+    Ok(None)
+}
+
 pub struct Harness {
     pub client: Client,
     pub writes: WriteLog,
@@ -81,7 +111,7 @@ async fn harness_reading_stats(objects: Vec<Value>, read_stats: bool) -> Harness
         })
         .patch(move |c| {
             w2.push(describe("patch", Some(c.patch), c.name));
-            Ok(None)
+            refuse_immutable_stateful_set_changes(&c)
         })
         .patch_status(move |c| {
             w3.push(describe("patch-status", Some(c.patch), c.name));
