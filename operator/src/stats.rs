@@ -31,7 +31,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReaderReport {
-    /// L1+L2+L3 hits over lookups, 0..1; none before the first lookup.
+    /// Lookups answered from L1 or L2 over all lookups, 0..1; none before
+    /// the first lookup.
     #[serde(default)]
     pub hit_ratio: Option<f64>,
     #[serde(default)]

@@ -40,7 +40,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
     printcolumn(name = "Redis", type_ = "string", json_path = r#".status.conditions[?(@.type=="RedisReady")].reason"#, description = "Redis (L3) readiness reason"),
     printcolumn(name = "Memcached", type_ = "string", json_path = r#".status.conditions[?(@.type=="MemcachedReady")].reason"#, description = "Memcached (L2) readiness reason"),
     printcolumn(name = "Readers", type_ = "string", json_path = ".status.readers", description = "Ready/desired reader replicas"),
-    printcolumn(name = "Hit ratio", type_ = "string", json_path = ".status.cache.hitRatio", description = "Share of reader lookups answered by a cache tier, averaged over readers"),
+    printcolumn(name = "Hit ratio", type_ = "string", json_path = ".status.cache.hitRatio", description = "Share of reader lookups answered without going to Redis (L1 or Memcached), averaged over readers"),
     printcolumn(name = "Data age", type_ = "string", json_path = ".status.cache.dataAge", description = "Age of the data readers serve, averaged over readers"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

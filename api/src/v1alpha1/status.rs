@@ -85,7 +85,8 @@ pub struct SecretKeySelector {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheFigures {
-    /// Lookups answered by L1, L2 or L3 over all lookups, like `98.7%`.
+    /// Share of the readers' lookups answered without going to Redis (from
+    /// L1 or Memcached), averaged over the readers, like `98.7%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hit_ratio: Option<String>,
     /// Age of the newest data the readers serve, like `0.4s`.
