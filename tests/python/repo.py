@@ -123,8 +123,9 @@ def build_operator() -> Path:
     return binary
 
 
-def run_operator(binary: Path, *args: str, namespace: str = RELEASE_NAMESPACE) -> str:
-    env = {**os.environ, "POD_NAMESPACE": namespace}
+def run_operator(binary: Path, *args: str, namespace: str = RELEASE_NAMESPACE,
+                 env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "POD_NAMESPACE": namespace, **(env or {})}
     result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"cachebridge-operator {' '.join(args)} failed:\n{result.stderr}")

@@ -16,7 +16,8 @@ error, so new code cannot slip past it):
 3. Watches. `Controller::new(API, …)` and `.owns(API, …)` on a kind list and watch it.
 4. Generic helpers. A function whose Api kind is one of its own type parameters
    (`fn ensure<K>(api: Api<K>, …)`) contributes its verbs to the kinds it is called
-   with: `ensure(Api::<Secret>::namespaced(…), …)` or `owns::<StatefulSet>(…)`.
+   with: `ensure(Api::<Secret>::namespaced(…), …)`, `ensure(api.clone(), …)` with a
+   bound `api`, or `owns::<StatefulSet>(…)`.
 5. Libraries. Entry points that call the API on the operator's behalf
    (LIBRARY_CALLS: kube's event Recorder, kube-lease-manager) carry their
    permissions; test_rbac.py checks those against the crates' sources.
@@ -346,6 +347,11 @@ class Scanner:
         for m in re.finditer(rf"(?<![\w.])(\w+)::<\s*{TYPE}\s*>\s*\(", text):
             if m.group(1) != "Api":
                 calls.append((m.group(1), m.group(2)))
+        # A bound Api handed on: helper(api, …), helper(api.clone(), …), helper(&api, …).
+        for var, type_name in self._bindings(fn).items():
+            pattern = rf"(?<![\w.:])(\w+)\s*\(\s*&?{re.escape(var)}(?:\.clone\(\))?\s*[,)]"
+            for m in re.finditer(pattern, text):
+                calls.append((m.group(1), type_name))
         return calls
 
     def scan(self) -> set[Permission]:

@@ -209,8 +209,10 @@ def test_scanner_follows_generic_helpers(tmp_path):
 fn helper<K: Resource>(api: Api<K>) { api.delete("x", &dp); }
 fn watch_it<K>(c: Controller<CacheBridge>) -> Controller<CacheBridge> { c.owns(scope.api::<K>(client.clone()), cfg) }
 fn f(c: Client) { helper(Api::<Deployment>::all(c)); watch_it::<Secret>(ctl); Controller::new(scope.api::<CacheBridge>(c), cfg); }
+fn g(c: Client) { let api = Api::<ConfigMap>::all(c); helper(api.clone()); }
 """) == {("apps", "deployments", "delete"), ("", "secrets", "list"), ("", "secrets", "watch"),
-         ("cachebridge.dev", "cachebridges", "list"), ("cachebridge.dev", "cachebridges", "watch")}
+         ("cachebridge.dev", "cachebridges", "list"), ("cachebridge.dev", "cachebridges", "watch"),
+         ("", "configmaps", "delete")}
 
 
 def test_scanner_ignores_tests_comments_and_strings(tmp_path):

@@ -7,6 +7,7 @@ import re
 
 import helm_python as helm
 import pytest
+import yaml
 
 import repo
 from repo import CASES, find, one, operator_container, env_of
@@ -288,6 +289,25 @@ def test_operator_accepts_every_flag_and_variable_the_chart_sets(renders, operat
         "(DATAPLANE_IMAGE: the operator needs a --dataplane-image flag with env DATAPLANE_IMAGE, "
         "used for bridges that do not set spec.writer.image / spec.reader.image)"
     )
+
+
+@pytest.mark.parametrize("case_id", ["defaults", "everything-set"])
+def test_dataplane_image_reaches_the_bridge_pods(case_id, renders, operator_binary):
+    """The chart's dataplaneImage, through the operator's DATAPLANE_IMAGE, is the image
+    of the writer and readers of a bridge that names none (examples/minimal.yaml)."""
+    image = env_of(operator_container(renders[case_id]))["DATAPLANE_IMAGE"]
+    out = repo.run_operator(operator_binary, "render", "-f", "examples/minimal.yaml", env={"DATAPLANE_IMAGE": image})
+    deployments = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+    assert len(deployments) == 2
+    for d in deployments:
+        assert [c["image"] for c in d["spec"]["template"]["spec"]["containers"]] == [image]
+
+
+def test_chart_and_operator_default_to_the_same_dataplane_image(default_render, operator_binary):
+    help_text = repo.run_operator(operator_binary, "run", "--help")
+    default = re.search(r"--dataplane-image <[A-Z_]+>.*?\[default:\s+([^\]]+)\]", help_text, re.S)
+    assert default, "no default shown for --dataplane-image"
+    assert env_of(operator_container(default_render))["DATAPLANE_IMAGE"] == default.group(1).strip()
 
 
 def test_notes_tell_the_next_steps(chart):
