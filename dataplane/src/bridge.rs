@@ -80,6 +80,7 @@ impl Source {
 
     /// A client from the pod's ServiceAccount, or the local kubeconfig.
     pub async fn connect(namespace: &str, name: &str) -> Result<Self, BridgeError> {
+        crate::tls::install_crypto_provider();
         let client = kube::Client::try_default()
             .await
             .map_err(|e| BridgeError::Client(e.to_string()))?;

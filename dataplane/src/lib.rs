@@ -21,4 +21,5 @@ pub mod market;
 pub mod metrics;
 pub mod reader;
 pub mod telemetry;
+pub mod tls;
 pub mod writer;

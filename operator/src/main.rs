@@ -89,6 +89,9 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // The Kubernetes client and the Redis client (cache figures) both use
+    // rustls; choose its crypto provider once, whatever else is linked.
+    cachebridge_dataplane::tls::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd => crdgen::crd_yaml().map_err(|e| e.to_string()),

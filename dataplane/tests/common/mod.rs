@@ -52,6 +52,12 @@ impl Server {
         )
     }
 
+    /// A Redis with extra arguments chosen once its port is known (TLS).
+    pub fn redis_with(extra: impl FnOnce(u16) -> Vec<String>) -> Server {
+        let port = free_port();
+        Server::start(Kind::Redis, port, extra(port))
+    }
+
     pub fn memcached() -> Server {
         Server::start(Kind::Memcached, free_port(), Vec::new())
     }

@@ -71,6 +71,7 @@ impl RedisStore {
         ttl: Duration,
         stream_max_len: u64,
     ) -> Result<Self, TierError> {
+        crate::tls::install_crypto_provider();
         let client = open_client(&target).map_err(|e| TierError::Unavailable(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
