@@ -116,7 +116,12 @@ impl Tiers {
         config.validate()?;
         let keys = Keys::new(config.key_prefix());
         let l3 = match &config.redis.url {
-            Some(url) => L3::Redis(redis_store(config, credentials, url, keys.clone())?),
+            Some(url) => L3::Redis(Box::new(redis_store(
+                config,
+                credentials,
+                url,
+                keys.clone(),
+            )?)),
             None if allow_embedded => L3::Memory(MemoryStore::new(
                 keys.clone(),
                 usize::try_from(config.coherence.stream_max_len).unwrap_or(usize::MAX),

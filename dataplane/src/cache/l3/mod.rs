@@ -66,7 +66,8 @@ pub type Subscription = BoxStream<'static, Event>;
 
 /// The source-of-truth store.
 pub enum L3 {
-    Redis(redis::RedisStore),
+    // Boxed: the TLS-capable client is several times larger than the embedded store.
+    Redis(Box<redis::RedisStore>),
     Memory(memory::MemoryStore),
 }
 
