@@ -28,7 +28,7 @@ fn acl_redis() -> RedisServer {
     let user_line = format!("cachebridge on >{USER_PASSWORD} {}", acl_rules(PREFIX));
     let mut args = vec!["--requirepass", ADMIN_PASSWORD, "--user"];
     args.extend(user_line.split(' '));
-    RedisServer::start(&args)
+    RedisServer::redis_args(&args)
 }
 
 fn store(server: &RedisServer, prefix: &str) -> RedisStore {

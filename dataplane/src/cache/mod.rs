@@ -119,26 +119,25 @@ impl TieredCache {
         if let Some(found) = self.l1_get(logical).await {
             return Ok(found);
         }
-        // Twice at most: a newer version can be announced while we fetch.
-        let mut last = None;
-        for _ in 0..2 {
-            let entry = self
-                .l1
-                .entry(logical.to_owned())
-                .or_try_insert_with(self.fetch_below_l1(logical))
-                .await
-                .map_err(|e| (*e).clone())?;
-            let cached = entry.into_value();
-            if cached.env.version >= self.floor(logical) {
-                return Ok(Lookup {
-                    env: cached.env,
-                    tier: cached.origin,
-                });
-            }
-            self.l1.invalidate(logical).await;
-            last = Some(cached);
+        let first = self.load(logical).await?;
+        if first.env.version >= self.floor(logical) {
+            return Ok(first);
         }
-        let cached = last.expect("the loop ran");
+        // A newer version was announced while we fetched: drop what we got
+        // and load once more; L3 already holds the announced version.
+        self.l1.invalidate(logical).await;
+        self.load(logical).await
+    }
+
+    /// Fills L1 from the tiers below, once for all concurrent callers.
+    async fn load(&self, logical: &str) -> Result<Lookup, Miss> {
+        let cached = self
+            .l1
+            .entry(logical.to_owned())
+            .or_try_insert_with(self.fetch_below_l1(logical))
+            .await
+            .map_err(|e| (*e).clone())?
+            .into_value();
         Ok(Lookup {
             env: cached.env,
             tier: cached.origin,

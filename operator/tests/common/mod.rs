@@ -14,10 +14,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, Resource};
 use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 pub const NS: &str = "prod";
 
@@ -276,67 +273,6 @@ pub fn owner_uid<K: Resource>(o: &K) -> String {
     o.meta().owner_references.as_ref().unwrap()[0].uid.clone()
 }
 
-/// A `redis-server` on a free loopback port with the given extra arguments; killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    pub fn start(extra: &[&str]) -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let port_s = port.to_string();
-        let mut args = vec![
-            "--port",
-            &port_s,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new("redis-server")
-            .args(&args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}); install it (apt-get install redis-server)")
-            });
-        // The server is another process: polling its port is the only way to know it listens.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        RedisServer {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `redis-server` on a free loopback port; killed on drop.
+#[allow(unused_imports)] // used by some test binaries only
+pub use cachebridge_testkit::Server as RedisServer;
