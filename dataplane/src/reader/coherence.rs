@@ -112,12 +112,6 @@ impl Coherence {
             tracing::info!(seq = self.last(), "following the writer's updates");
             let gap = self.follow(subscription).await;
             self.set_synced(false);
-            self.metrics
-                .coherence_gaps
-                .get_or_create(&ReasonLabels {
-                    reason: gap.label(),
-                })
-                .inc();
             tracing::warn!(
                 reason = gap.label(),
                 seq = self.last(),
@@ -148,23 +142,17 @@ impl Coherence {
         loop {
             let event = tokio::select! {
                 event = events.next() => event,
-                _ = sleep_until(deadline) => return Gap::Silence,
+                _ = sleep_until(deadline) => return self.count(Gap::Silence),
             };
             deadline = Instant::now() + silence;
             let gap = match event {
-                None => return Gap::Disconnect,
+                None => return self.count(Gap::Disconnect),
                 Some(Event::Update(notice)) => self.on_update(notice).await,
                 Some(Event::Heartbeat { heartbeat }) => {
                     (heartbeat > self.last()).then_some(Gap::Heartbeat)
                 }
             };
-            if let Some(gap) = gap {
-                self.metrics
-                    .coherence_gaps
-                    .get_or_create(&ReasonLabels {
-                        reason: gap.label(),
-                    })
-                    .inc();
+            if let Some(gap) = gap.map(|g| self.count(g)) {
                 tracing::info!(
                     reason = gap.label(),
                     seq = self.last(),
@@ -175,6 +163,15 @@ impl Coherence {
                 }
             }
         }
+    }
+
+    /// Every detected gap is counted once, here.
+    fn count(&self, gap: Gap) -> Gap {
+        let labels = ReasonLabels {
+            reason: gap.label(),
+        };
+        self.metrics.coherence_gaps.get_or_create(&labels).inc();
+        gap
     }
 
     async fn on_update(&self, notice: Notice) -> Option<Gap> {
