@@ -39,6 +39,8 @@ const HTTP_WARMUP: usize = 2_000;
 const HTTP_REQUESTS: usize = 20_000;
 /// Measured in-process `TieredCache::get` calls.
 const IN_PROCESS_CALLS: usize = 200_000;
+/// Measured full-snapshot publishes.
+const SNAPSHOT_PUBLISHES: usize = 200;
 /// Measured updates for "applied by both readers" and "publish".
 const FANOUT_UPDATES: usize = 5_000;
 /// Measured updates for "returned by both readers' cache.get".
@@ -85,6 +87,7 @@ async fn measure_all() -> Vec<Figure> {
     publish_snapshot(&mut writer, &market, config.writer.movers).await;
 
     let mut figures = l1_figures(&config).await;
+    figures.push(snapshot_figure(&mut writer, &market, config.writer.movers).await);
     let base_seq = current_seq(&config).await;
     let mut fanout = Fanout::start(&config, writer, base_seq).await;
     figures.extend(fanout.applied_figures(&mut market).await);
@@ -135,6 +138,21 @@ async fn publish_snapshot(writer: &mut Publisher, market: &Market, movers: usize
         report.published, count,
         "the snapshot was not fully published"
     );
+}
+
+/// The writer's whole publish of one snapshot (every ticker, signal and
+/// view, serialized, then pipelined to Redis and Memcached): what one
+/// publish cycle costs when everything changed.
+async fn snapshot_figure(writer: &mut Publisher, market: &Market, movers: usize) -> Figure {
+    let count = market.snapshot_values(movers).len();
+    let mut hist = histogram();
+    for _ in 0..SNAPSHOT_PUBLISHES {
+        let start = Instant::now();
+        publish_snapshot(writer, market, movers).await;
+        record(&mut hist, start.elapsed());
+    }
+    let label = format!("writer: publish a full snapshot ({count} values) to Redis + Memcached");
+    Figure::new("snapshot", label, hist)
 }
 
 async fn current_seq(config: &Config) -> u64 {

@@ -265,3 +265,46 @@ async fn the_writer_holds_values_while_redis_is_down_and_flushes_them_after() {
     );
     assert_eq!(&r.cache.get("b").await.unwrap().env.payload[..], b"1");
 }
+
+#[tokio::test]
+async fn a_large_batch_is_published_in_order_and_survives_a_script_flush() {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    let mut writer = publisher(&config);
+    let values: Vec<(String, Bytes)> = (0..1200)
+        .map(|i| (format!("k{i}"), Bytes::from(format!("{i}"))))
+        .collect();
+    let report = writer.publish(values, 1_000).await;
+    assert_eq!((report.published, report.held_back), (1200, 0));
+
+    // A restarted (or flushed) Redis forgets the script; the writer reloads it.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut common::redis_conn(&redis))
+        .unwrap();
+    assert_eq!(
+        writer
+            .publish(vec![("k0".into(), payload("\"again\""))], 2_000)
+            .await
+            .published,
+        1
+    );
+
+    let tiers = Tiers::connect(&config, "probe", false).unwrap();
+    assert_eq!(
+        tiers.l3.current_seq().await.unwrap(),
+        1201,
+        "one sequence number per accepted value"
+    );
+    let r = reader(&config);
+    assert_eq!(
+        &r.cache.get("k1199").await.unwrap().env.payload[..],
+        b"1199"
+    );
+    let k0 = r.cache.get("k0").await.unwrap();
+    assert_eq!(
+        (k0.tier, &k0.env.payload[..]),
+        (Tier::L2, &b"\"again\""[..]),
+        "Memcached got the batch too"
+    );
+}

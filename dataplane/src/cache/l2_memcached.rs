@@ -87,6 +87,16 @@ impl Memcached {
         bounded(self.timeout, client.set(key, value, self.ttl())).await
     }
 
+    /// Unconditional stores of many values, one round trip per server.
+    pub async fn set_many(&self, items: &[(&str, &[u8])]) -> Result<(), TierError> {
+        let client = self.client().await?;
+        bounded(
+            self.timeout,
+            client.set_many(items.iter().copied(), self.ttl()),
+        )
+        .await
+    }
+
     /// Store only if absent: the reader's backfill, which must never
     /// overwrite a newer value the writer stored in the meantime.
     pub async fn add(&self, key: &str, value: &[u8]) -> Result<bool, TierError> {

@@ -37,6 +37,9 @@ impl VersionClock {
     }
 }
 
+/// Values offered to Redis per round trip.
+const BATCH: usize = 512;
+
 /// What one flush achieved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FlushReport {
@@ -95,15 +98,17 @@ impl Publisher {
     /// Retries what is held back; called on every cycle even with no new data.
     pub async fn flush(&mut self) -> FlushReport {
         let mut report = FlushReport::default();
-        while let Some((logical, env)) =
-            self.pending_l3.first().map(|(k, v)| (k.clone(), v.clone()))
-        {
-            match self.store_l3(&logical, env).await {
-                Ok(()) => {
-                    self.pending_l3.shift_remove_index(0);
-                    report.published += 1;
-                }
+        // Each round settles at least every published value of a batch; the
+        // bound only guards against another writer racing us forever.
+        let rounds = self.pending_l3.len() / BATCH + 3;
+        for _ in 0..rounds {
+            if self.pending_l3.is_empty() {
+                break;
+            }
+            match self.store_batch().await {
+                Ok(published) => report.published += published,
                 Err(e) => {
+                    self.count("failed");
                     tracing::warn!(error = %e, held_back = self.pending_l3.len(), "Redis unreachable; holding values back");
                     break;
                 }
@@ -111,34 +116,45 @@ impl Publisher {
         }
         self.flush_l2().await;
         report.held_back = self.pending_l3.len();
+        let pending = report.held_back + self.pending_l2.len();
         self.metrics
             .writer_pending
-            .set(i64::try_from(report.held_back + self.pending_l2.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
         report
     }
 
-    async fn store_l3(&mut self, logical: &str, mut env: Envelope) -> Result<(), TierError> {
-        loop {
-            match self.l3.publish(logical, &env).await {
-                Ok(PublishOutcome::Published { .. }) => {
+    /// Offers the oldest held-back values to L3 in one round trip.
+    async fn store_batch(&mut self) -> Result<usize, TierError> {
+        let batch: Vec<(String, Envelope)> = self
+            .pending_l3
+            .iter()
+            .take(BATCH)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let outcomes = self.l3.publish_many(&batch).await?;
+        let mut published = 0;
+        for ((logical, env), outcome) in batch.into_iter().zip(outcomes) {
+            match outcome {
+                PublishOutcome::Published { .. } => {
                     self.count("published");
+                    self.pending_l3.shift_remove(&logical);
                     self.pending_l2
-                        .insert(self.keys.value(logical), env.encode());
-                    return Ok(());
+                        .insert(self.keys.value(&logical), env.encode());
+                    published += 1;
                 }
-                Ok(PublishOutcome::Outdated { current }) => {
+                PublishOutcome::Outdated { current } => {
                     // Another writer (or this one before a clock step back)
-                    // got further: continue after its version.
+                    // got further: try again after its version.
                     self.count("outdated");
                     self.clock.observe(current);
-                    env.version = self.clock.next(0);
-                }
-                Err(e) => {
-                    self.count("failed");
-                    return Err(e);
+                    let version = self.clock.next(0);
+                    if let Some(held) = self.pending_l3.get_mut(&logical) {
+                        held.version = version;
+                    }
                 }
             }
         }
+        Ok(published)
     }
 
     async fn flush_l2(&mut self) {
@@ -146,11 +162,18 @@ impl Publisher {
             self.pending_l2.clear();
             return;
         };
-        while let Some((key, bytes)) = self.pending_l2.first() {
+        while !self.pending_l2.is_empty() {
             let Some(permit) = breaker.try_acquire() else {
                 return;
             };
-            let ok = memcached.set(key, bytes).await.is_ok();
+            let n = self.pending_l2.len().min(BATCH);
+            let batch: Vec<(&str, &[u8])> = self
+                .pending_l2
+                .iter()
+                .take(n)
+                .map(|(k, v)| (k.as_str(), v.as_ref()))
+                .collect();
+            let ok = memcached.set_many(&batch).await.is_ok();
             breaker.record(permit, ok);
             if !ok {
                 tracing::debug!(
@@ -159,7 +182,7 @@ impl Publisher {
                 );
                 return;
             }
-            self.pending_l2.shift_remove_index(0);
+            self.pending_l2.drain(..n);
         }
     }
 

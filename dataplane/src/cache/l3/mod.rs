@@ -99,6 +99,20 @@ impl L3 {
         }
     }
 
+    /// Offers many values at once (one round trip on Redis), in order.
+    pub async fn publish_many(
+        &self,
+        items: &[(String, Envelope)],
+    ) -> Result<Vec<PublishOutcome>, TierError> {
+        match self {
+            L3::Redis(s) => s.publish_many(items).await,
+            L3::Memory(s) => Ok(items
+                .iter()
+                .map(|(logical, env)| s.publish(logical, env))
+                .collect()),
+        }
+    }
+
     /// Announces the latest sequence, so readers notice silent losses.
     pub async fn heartbeat(&self) -> Result<u64, TierError> {
         match self {

@@ -103,26 +103,50 @@ impl RedisStore {
         logical: &str,
         env: &Envelope,
     ) -> Result<PublishOutcome, TierError> {
+        let mut outcomes = self
+            .publish_many(&[(logical.to_owned(), env.clone())])
+            .await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| TierError::Unavailable("empty reply to a publish".into()))
+    }
+
+    /// Offers many values in one round trip (a pipeline of the same script),
+    /// each accepted or refused on its own, in order.
+    pub async fn publish_many(
+        &self,
+        items: &[(String, Envelope)],
+    ) -> Result<Vec<PublishOutcome>, TierError> {
+        let mut pipe = redis::pipe();
+        for (logical, env) in items {
+            pipe.cmd("EVALSHA")
+                .arg(self.publish_script.get_hash())
+                .arg(4)
+                .arg(self.keys.value(logical))
+                .arg(self.keys.versions())
+                .arg(self.keys.seq())
+                .arg(self.keys.stream())
+                .arg(logical)
+                .arg(env.version)
+                .arg(env.encode().as_ref())
+                .arg(self.ttl.as_millis().max(1) as u64)
+                .arg(self.keys.channel())
+                .arg(self.stream_max_len);
+        }
         let mut conn = self.conn.clone();
-        let ttl_ms = self.ttl.as_millis().max(1) as u64;
-        let mut invocation = self.publish_script.prepare_invoke();
-        invocation
-            .key(self.keys.value(logical))
-            .key(self.keys.versions())
-            .key(self.keys.seq())
-            .key(self.keys.stream())
-            .arg(logical)
-            .arg(env.version)
-            .arg(env.encode().as_ref())
-            .arg(ttl_ms)
-            .arg(self.keys.channel())
-            .arg(self.stream_max_len);
-        let (accepted, number): (u8, u64) =
-            self.bounded(invocation.invoke_async(&mut conn)).await?;
-        Ok(match accepted {
-            1 => PublishOutcome::Published { seq: number },
-            _ => PublishOutcome::Outdated { current: number },
-        })
+        let first = tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+            .await
+            .map_err(|_| TierError::Timeout)?;
+        let replies: Vec<(u8, u64)> = match first {
+            // A restarted Redis has forgotten the script: load it, send again.
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.bounded(self.publish_script.load_async(&mut conn))
+                    .await?;
+                self.bounded(pipe.query_async(&mut conn)).await?
+            }
+            other => other.map_err(|e| TierError::Unavailable(e.to_string()))?,
+        };
+        Ok(replies.into_iter().map(outcome).collect())
     }
 
     pub async fn heartbeat(&self) -> Result<u64, TierError> {
@@ -194,6 +218,14 @@ impl RedisStore {
             Ok(Err(e)) => Err(TierError::Unavailable(e.to_string())),
             Err(_) => Err(TierError::Timeout),
         }
+    }
+}
+
+/// The script's `{accepted, seq or current version}` reply.
+fn outcome((accepted, number): (u8, u64)) -> PublishOutcome {
+    match accepted {
+        1 => PublishOutcome::Published { seq: number },
+        _ => PublishOutcome::Outdated { current: number },
     }
 }
 
