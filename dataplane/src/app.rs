@@ -350,12 +350,18 @@ async fn start_writer_with(
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "the writer", false)?;
     let mut running = Running::new(None, Arc::clone(&metrics));
-    let book = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
-    if let Some(listen) = config.writer.ingest_listen {
-        let router = ingest::router(book, Arc::clone(&metrics)).merge(metrics_router(metrics));
+    let (book, healthy) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
+    let status = writer::status::router(healthy, Arc::clone(&metrics));
+    let (ingest_at, status_at) = (config.writer.ingest_listen, config.writer.status_listen);
+    if let Some(listen) = ingest_at {
+        let router = ingest::router(book, metrics).merge(status.clone());
         let addr = running.serve(listen, router).await?;
-        tracing::info!(%addr, "ingest listening: POST /ingest");
+        tracing::info!(%addr, "ingest listening: POST /ingest (and /healthz, /readyz, /metrics)");
         running.addr = Some(addr);
+    }
+    if let Some(listen) = status_at.filter(|s| Some(*s) != ingest_at) {
+        let addr = running.serve(listen, status).await?;
+        tracing::info!(%addr, "status listening: /healthz, /readyz, /metrics");
     }
     Ok(running)
 }
@@ -375,7 +381,8 @@ async fn start_local_with(
     let reader_tiers = tiers.share(config);
     let reader = build_reader(config, reader_tiers, Arc::clone(&metrics));
     let mut running = Running::new(Some(reader.clone()), Arc::clone(&metrics));
-    let book = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
+    // The reader's readiness speaks for `local`; the writer's is not served.
+    let (book, _) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
     running.tasks.spawn(Arc::clone(&reader.coherence).run());
     let router = reader.router().merge(ingest::router(book, metrics));
     running.addr = Some(running.serve(config.reader.listen, router).await?);
@@ -387,7 +394,7 @@ fn spawn_writer(
     tiers: Tiers,
     metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<()>,
-) -> Result<writer::SharedBook, StartError> {
+) -> Result<(writer::SharedBook, watch::Receiver<bool>), StartError> {
     let book = writer::new_book();
     let w = &config.writer;
     match &w.source {
@@ -420,20 +427,12 @@ fn spawn_writer(
         breaker,
         Arc::clone(metrics),
     );
+    let (healthy, readiness) = watch::channel(false);
     tasks.spawn(writer::publish_loop(
         book.clone(),
         publisher,
         config.clone(),
+        healthy,
     ));
-    Ok(book)
-}
-
-fn metrics_router(metrics: Arc<Metrics>) -> Router {
-    Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move { metrics.encode() }
-        }),
-    )
+    Ok((book, readiness))
 }

@@ -159,6 +159,9 @@ pub struct WriterArgs {
     /// Serve `POST /ingest` (NDJSON ticks) on this address.
     #[arg(long, env = "CACHEBRIDGE_INGEST_LISTEN", value_name = "ADDR")]
     pub ingest_listen: Option<SocketAddr>,
+    /// Serve the writer's /healthz, /readyz (Redis reachable, nothing held back) and /metrics here.
+    #[arg(long, env = "CACHEBRIDGE_STATUS_LISTEN", value_name = "ADDR")]
+    pub status_listen: Option<SocketAddr>,
     /// Seed of the synthetic feed; the same seed gives the same ticks [default: 42].
     #[arg(long, env = "CACHEBRIDGE_SEED")]
     pub seed: Option<u64>,
@@ -229,6 +232,7 @@ impl WriterArgs {
     pub fn apply(self, c: &mut Config) {
         set(&mut c.writer.source, self.source);
         c.writer.ingest_listen = self.ingest_listen.or(c.writer.ingest_listen);
+        c.writer.status_listen = self.status_listen.or(c.writer.status_listen);
         set(&mut c.writer.seed, self.seed);
         set(&mut c.writer.tick_rate, self.tick_rate);
         set(&mut c.writer.symbols, self.symbols);

@@ -102,6 +102,9 @@ pub struct WriterConfig {
     pub source: Source,
     /// Where `POST /ingest` listens; none disables HTTP ingest.
     pub ingest_listen: Option<SocketAddr>,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (also served on the
+    /// ingest address); none serves them only there.
+    pub status_listen: Option<SocketAddr>,
     /// Seed of the synthetic feed: the same seed gives the same ticks.
     pub seed: u64,
     /// Synthetic ticks per second.
@@ -173,6 +176,7 @@ impl Default for WriterConfig {
         WriterConfig {
             source: Source::Synthetic,
             ingest_listen: None,
+            status_listen: None,
             seed: 42,
             tick_rate: 500,
             symbols: 175,

@@ -398,3 +398,48 @@ async fn a_reader_stores_its_figures_in_redis_for_the_operator() {
         "first look-up missed, the rest hit: {figures}"
     );
 }
+
+#[tokio::test]
+async fn the_writer_is_ready_only_while_redis_takes_its_values() {
+    let mut redis = Server::redis();
+    let mut config = config(Some(&redis), &[]);
+    config.writer.source = Source::Synthetic;
+    let port = common::free_port();
+    config.writer.status_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let _writer = app::start_writer(&config).await.unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = format!("{url}/readyz");
+    eventually("writer ready", || async {
+        (get(&ready).await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let metrics = get(&format!("{url}/metrics")).await.text().await.unwrap();
+    assert!(
+        metrics.contains("cachebridge_writer_publishes_total{reason=\"published\"}"),
+        "{metrics}"
+    );
+    assert_eq!(
+        get(&format!("{url}/healthz")).await.status(),
+        StatusCode::OK
+    );
+
+    redis.kill();
+    let body: Value = eventually("writer not ready", || async {
+        let response = get(&ready).await;
+        (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert!(body["reason"].as_str().unwrap().contains("Redis"), "{body}");
+    assert_eq!(
+        get(&format!("{url}/healthz")).await.status(),
+        StatusCode::OK,
+        "alive, just not ready"
+    );
+
+    redis.restart();
+    eventually("writer ready again", || async {
+        (get(&ready).await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}

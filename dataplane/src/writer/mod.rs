@@ -10,6 +10,7 @@
 pub mod ingest;
 pub mod publisher;
 pub mod sources;
+pub mod status;
 
 use crate::config::Config;
 use crate::keys::logical;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 /// The book every source writes into; short critical sections only.
 pub type SharedBook = Arc<Mutex<Book>>;
@@ -105,8 +107,14 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("market views serialize"))
 }
 
-/// Runs the publish and heartbeat loop until the task is dropped.
-pub async fn publish_loop(book: SharedBook, mut publisher: Publisher, config: Config) {
+/// Runs the publish and heartbeat loop until the task is dropped, telling
+/// `healthy` whether Redis took everything (see [`status`]).
+pub async fn publish_loop(
+    book: SharedBook,
+    mut publisher: Publisher,
+    config: Config,
+    healthy: watch::Sender<bool>,
+) {
     let mut cycle = Cycle::new(&config);
     let mut publish = tokio::time::interval(config.writer.publish_interval);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,12 +127,15 @@ pub async fn publish_loop(book: SharedBook, mut publisher: Publisher, config: Co
                 let due = cycle.due(&lock(&book));
                 let produced_at_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
                 let report = publisher.publish(due, produced_at_ms).await;
+                healthy.send_replace(report.held_back == 0);
                 tracing::trace!(published = report.published, held_back = report.held_back, "publish cycle");
             }
             _ = heartbeat.tick() => {
-                if let Err(e) = publisher.heartbeat().await {
+                let sent = publisher.heartbeat().await;
+                if let Err(e) = &sent {
                     tracing::debug!(error = %e, "heartbeat not sent");
                 }
+                healthy.send_replace(sent.is_ok() && publisher.held_back() == 0);
             }
         }
     }

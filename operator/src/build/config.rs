@@ -6,7 +6,7 @@
 
 use super::common::meta;
 use super::labels::Component;
-use super::names::{self, CONFIG_KEY, INGEST_PORT};
+use super::names::{self, CONFIG_KEY, INGEST_PORT, WRITER_STATUS_PORT};
 use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
 use cachebridge_api::v1alpha1::SourceType;
 use cachebridge_dataplane::config::{
@@ -93,6 +93,8 @@ fn writer_config(b: &Bridge) -> WriterConfig {
             (SourceType::Replay, None) | (SourceType::Ingest, _) => Source::None,
         },
         ingest_listen: (source.type_ == SourceType::Ingest).then(|| listen_all(INGEST_PORT)),
+        // Probed by the kubelet: WriterReady follows whether Redis takes the values.
+        status_listen: Some(listen_all(WRITER_STATUS_PORT)),
         seed: u64::try_from(source.seed).unwrap_or_default(),
         tick_rate: u32::try_from(source.tick_rate).unwrap_or(1),
         symbols: usize::try_from(source.symbols).unwrap_or(1),

@@ -11,7 +11,7 @@ use super::common::{
 };
 use super::config::REPLAY_DIR;
 use super::labels::{self, CONFIG_HASH, Component};
-use super::names::{self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT};
+use super::names::{self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT, WRITER_STATUS_PORT};
 use super::pod_security::{ApiAccess, restricted};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::{Resources, SourceType};
@@ -20,8 +20,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
-    VolumeMount,
+    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
@@ -39,10 +38,14 @@ pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> 
         .unwrap_or(&settings.dataplane_image);
     let mut container = dataplane_container("writer", image, &b.writer.resources);
     container.args = Some(role_args("writer", b));
+    let mut ports = vec![port("http", WRITER_STATUS_PORT)];
     if ingest {
-        container.ports = Some(vec![port("ingest", INGEST_PORT)]);
-        container.readiness_probe = Some(tcp_probe("ingest"));
+        ports.push(port("ingest", INGEST_PORT));
     }
+    container.ports = Some(ports);
+    // Not ready while Redis refuses its values: WriterReady must not lie.
+    container.readiness_probe = Some(http_probe("/readyz", 5));
+    container.liveness_probe = Some(http_probe("/healthz", 10));
     let mut volumes = base_volumes(b);
     if let Some(replay) = &b.writer.source.replay
         && b.writer.source.type_ == SourceType::Replay
@@ -272,17 +275,6 @@ fn http_probe(path: &str, period: i32) -> Probe {
             ..Default::default()
         }),
         period_seconds: Some(period),
-        ..Default::default()
-    }
-}
-
-fn tcp_probe(port: &str) -> Probe {
-    Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::String(port.into()),
-            ..Default::default()
-        }),
-        period_seconds: Some(5),
         ..Default::default()
     }
 }

@@ -10,6 +10,8 @@ pub const REDIS_PORT: i32 = 6379;
 pub const MEMCACHED_PORT: i32 = 11211;
 /// Where the writer listens for `POST /ingest` when the source is `Ingest`.
 pub const INGEST_PORT: i32 = 9090;
+/// The writer's `/healthz`, `/readyz` and `/metrics`.
+pub const WRITER_STATUS_PORT: i32 = 8081;
 /// The Redis ACL user the dataplane connects as.
 pub const REDIS_USERNAME: &str = "cachebridge";
 /// Keys of the generated password Secret.
