@@ -241,6 +241,17 @@ impl Metrics {
         out
     }
 
+    /// `/metrics`: the exposition with its content type.
+    pub fn response(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        (
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            self.encode(),
+        )
+            .into_response()
+    }
+
     /// Hit ratio per tier and overall, as of now.
     pub fn ratios(&self) -> Vec<(&'static str, f64)> {
         let mut ratios = Vec::new();

@@ -11,6 +11,7 @@
 //! then the payload (pre-serialized JSON).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 2] = b"CB";
 /// Bumped when the layout changes; readers treat other schemas as a miss.
@@ -93,10 +94,26 @@ impl Envelope {
             .then(|| u64::from_be_bytes(raw[3..11].try_into().expect("8 bytes")))
     }
 
+    /// When the writer produced this version.
+    pub fn produced_at(&self) -> SystemTime {
+        produced_at(self.produced_at_ms)
+    }
+
     /// Bytes held in memory, for L1's size bound.
     pub fn weight(&self) -> u32 {
         u32::try_from(HEADER_LEN + self.payload.len()).unwrap_or(u32::MAX)
     }
+}
+
+/// A production time in Unix milliseconds as a point in time (a time
+/// before 1970 is clamped to it).
+pub fn produced_at(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// How old something produced at `produced` is at `now` (zero if "now" is earlier).
+pub fn age(produced: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(produced).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -13,13 +13,12 @@ use crate::cache::TieredCache;
 use crate::metrics::{EndpointLabels, Metrics, RequestLabels};
 use axum::Router;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use coherence::Coherence;
 use respond::{Served, StaleReason};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Every endpoint label used in request metrics.
 pub const ENDPOINTS: [&str; 7] = [
@@ -65,7 +64,7 @@ impl Reader {
         if !self.coherence.is_synced() {
             return Some(StaleReason::NotSynced);
         }
-        (age(served, now) > self.staleness_budget).then_some(StaleReason::Age)
+        (served.age(now) > self.staleness_budget).then_some(StaleReason::Age)
     }
 
     fn count_served(&self, endpoint: &'static str, served: &Served, stale: bool, now: SystemTime) {
@@ -83,7 +82,7 @@ impl Reader {
         self.metrics
             .data_age_seconds
             .get_or_create(&labels)
-            .set(age(served, now).as_secs_f64());
+            .set(served.age(now).as_secs_f64());
         if stale {
             self.metrics.stale_responses.get_or_create(&labels).inc();
         }
@@ -100,12 +99,6 @@ impl Reader {
             .inc();
         response
     }
-}
-
-fn age(served: &Served, now: SystemTime) -> Duration {
-    let produced =
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(served.produced_at_ms()).unwrap_or(0));
-    now.duration_since(produced).unwrap_or_default()
 }
 
 async fn healthz() -> &'static str {
@@ -133,14 +126,7 @@ async fn readyz(axum::extract::State(r): axum::extract::State<Reader>) -> Respon
 }
 
 async fn metrics(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        r.metrics.encode(),
-    )
-        .into_response()
+    r.metrics.response()
 }
 
 async fn dashboard_page() -> Html<&'static str> {

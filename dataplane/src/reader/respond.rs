@@ -8,6 +8,7 @@
 //! problem documents with a reason a person can act on.
 
 use crate::cache::Lookup;
+use crate::cache::envelope;
 use crate::metrics::Tier;
 use axum::http::header::{
     AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
@@ -15,7 +16,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 pub const X_CACHE: &str = "x-cache";
 pub const X_DATA_STALE: &str = "x-data-stale";
@@ -62,6 +63,16 @@ impl Served {
             .map(|(_, l)| l.tier)
             .max()
             .unwrap_or(Tier::L1)
+    }
+
+    /// When the oldest value involved was produced.
+    pub fn produced_at(&self) -> SystemTime {
+        envelope::produced_at(self.produced_at_ms())
+    }
+
+    /// The age of the oldest value involved.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        envelope::age(self.produced_at(), now)
     }
 
     /// The oldest production time involved.
@@ -127,9 +138,8 @@ pub fn ok(
     now: SystemTime,
 ) -> Response {
     let etag = served.etag();
-    let produced =
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(served.produced_at_ms()).unwrap_or(0));
-    let age = now.duration_since(produced).unwrap_or_default();
+    let produced = served.produced_at();
+    let age = served.age(now);
     let mut headers = HeaderMap::new();
     headers.insert(X_CACHE, HeaderValue::from_static(served.tier().as_str()));
     headers.insert(ETAG, header(&etag));
@@ -222,6 +232,7 @@ mod tests {
     use super::*;
     use crate::cache::envelope::Envelope;
     use std::sync::Arc;
+    use std::time::UNIX_EPOCH;
 
     fn lookup(version: u64, tier: Tier, payload: &'static str) -> Lookup {
         Lookup {

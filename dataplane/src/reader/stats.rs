@@ -6,9 +6,10 @@
 //! few seconds with an expiry, so readers that are gone drop out by themselves.
 
 use super::Reader;
+use crate::cache::envelope;
 use crate::keys::logical;
 use crate::metrics::{Outcome, Tier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// How often the figures are refreshed; the document lives six times longer.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -31,14 +32,7 @@ pub async fn figures(reader: &Reader) -> serde_json::Value {
     let l1_hits = m.lookup_count(Tier::L1, Outcome::hit);
     let l2_hits = m.lookup_count(Tier::L2, Outcome::hit);
     let data_age = match reader.cache.get(logical::OVERVIEW).await {
-        Ok(found) => {
-            let produced = UNIX_EPOCH
-                + Duration::from_millis(u64::try_from(found.env.produced_at_ms).unwrap_or(0));
-            SystemTime::now()
-                .duration_since(produced)
-                .ok()
-                .map(|d| d.as_secs_f64())
-        }
+        Ok(found) => Some(envelope::age(found.env.produced_at(), SystemTime::now()).as_secs_f64()),
         Err(_) => None,
     };
     let at = time::OffsetDateTime::now_utc()
