@@ -71,6 +71,25 @@ pub struct Endpoints {
     /// `http://NAME-reader.NAMESPACE.svc:PORT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reader: Option<String>,
+    /// Set when Redis fails over automatically: the Sentinels to ask for the
+    /// current primary. Clients must follow these, not `redis`, which then
+    /// only reports the primary as last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelEndpoints>,
+}
+
+/// How to find the current Redis primary through Sentinel.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SentinelEndpoints {
+    /// `HOST:PORT` of every Sentinel.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// The name the Sentinels monitor the primary under.
+    pub master_name: String,
+    /// The Secret key with the password Sentinel asks for, when it asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeySelector>,
 }
 
 /// A key of a Secret in the bridge's namespace.
