@@ -249,16 +249,13 @@ impl Running {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        // 503 "no data yet" is an expected answer, not a server failure: log
-        // failures at debug level like every other response.
-        let trace = tower_http::trace::TraceLayer::new_for_http()
-            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+        let router = with_request_tracing(router);
         let mut stopping = self.shutdown.subscribe();
         let stopped = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
         self.servers.spawn(async move {
-            if let Err(e) = axum::serve(listener, router.layer(trace))
+            if let Err(e) = axum::serve(listener, router)
                 .with_graceful_shutdown(stopped)
                 .await
             {
@@ -267,6 +264,21 @@ impl Running {
         });
         Ok(bound)
     }
+}
+
+/// Adds per-request spans and logs when they are wanted
+/// (`RUST_LOG=tower_http=debug`). Off by default: even disabled, the layer
+/// times every request and wraps every body, which the hot path need not pay.
+fn with_request_tracing(router: Router) -> Router {
+    if !tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+        return router;
+    }
+    // 503 "no data yet" is an expected answer, not a server failure: log
+    // failures at debug level like every other response.
+    router.layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+    )
 }
 
 /// Builds the reader side over given tiers (used by `reader` and `local`).
@@ -286,12 +298,7 @@ pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Rea
         Arc::clone(&metrics),
         config.coherence.heartbeat_interval,
     );
-    Reader {
-        cache,
-        coherence,
-        metrics,
-        staleness_budget: config.cache.staleness_budget,
-    }
+    Reader::new(cache, coherence, metrics, config.cache.staleness_budget)
 }
 
 /// Which process to run.

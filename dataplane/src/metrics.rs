@@ -78,9 +78,70 @@ pub struct ScopeLabels {
     pub scope: &'static str,
 }
 
+/// Every outcome, in the order of [`Outcome`]'s discriminants.
+const OUTCOMES: [Outcome; 6] = [
+    Outcome::hit,
+    Outcome::miss,
+    Outcome::outdated,
+    Outcome::corrupt,
+    Outcome::error,
+    Outcome::skipped,
+];
+const TIERS: [Tier; 3] = [Tier::L1, Tier::L2, Tier::L3];
+
+/// Look-up counters and latency histograms resolved once per label set:
+/// `Family::get_or_create` hashes the labels and takes a lock, which the
+/// request path should not pay on every L1 hit.
+struct LookupHandles {
+    counts: [[Counter; OUTCOMES.len()]; TIERS.len()],
+    seconds: [Histogram; TIERS.len()],
+}
+
+impl LookupHandles {
+    fn resolve(
+        lookups: &Family<LookupLabels, Counter>,
+        fetch_seconds: &Family<TierLabels, Histogram>,
+    ) -> Self {
+        LookupHandles {
+            counts: TIERS.map(|tier| {
+                OUTCOMES.map(|outcome| {
+                    lookups
+                        .get_or_create(&LookupLabels { tier, outcome })
+                        .clone()
+                })
+            }),
+            seconds: TIERS.map(|tier| fetch_seconds.get_or_create(&TierLabels { tier }).clone()),
+        }
+    }
+}
+
+/// One endpoint's request metrics, resolved once (see [`LookupHandles`]).
+pub struct EndpointHandles {
+    /// Indexed by the answering tier's position in `L1, L2, L3`, then `none`.
+    requests: [Counter; 4],
+    data_age_seconds: Gauge<f64, AtomicU64>,
+    stale_responses: Counter,
+}
+
+impl EndpointHandles {
+    /// Counts a request answered by `tier` (`None`: no tier had the data).
+    pub fn request(&self, tier: Option<Tier>) {
+        self.requests[tier.map_or(3, |t| t as usize)].inc();
+    }
+
+    /// Records the age of data served, and whether it was marked stale.
+    pub fn served(&self, age_seconds: f64, stale: bool) {
+        self.data_age_seconds.set(age_seconds);
+        if stale {
+            self.stale_responses.inc();
+        }
+    }
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
+    handles: LookupHandles,
     pub lookups: Family<LookupLabels, Counter>,
     pub fetch_seconds: Family<TierLabels, Histogram>,
     pub requests: Family<RequestLabels, Counter>,
@@ -92,6 +153,7 @@ pub struct Metrics {
     pub coherence_gaps: Family<ReasonLabels, Counter>,
     pub coherence_resyncs: Family<ReasonLabels, Counter>,
     pub coherence_applied: Counter,
+    pub l1_refreshes: Family<ReasonLabels, Counter>,
     pub coherence_seq: Gauge,
     pub writer_ticks: Counter,
     pub writer_publishes: Family<ReasonLabels, Counter>,
@@ -111,8 +173,11 @@ impl Metrics {
         let fetch_seconds = Family::<TierLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
+        let lookups = Family::default();
+        let handles = LookupHandles::resolve(&lookups, &fetch_seconds);
         let m = Metrics {
-            lookups: Family::default(),
+            handles,
+            lookups,
             fetch_seconds,
             requests: Family::default(),
             data_age_seconds: Family::default(),
@@ -123,6 +188,7 @@ impl Metrics {
             coherence_gaps: Family::default(),
             coherence_resyncs: Family::default(),
             coherence_applied: Counter::default(),
+            l1_refreshes: Family::default(),
             coherence_seq: Gauge::default(),
             writer_ticks: Counter::default(),
             writer_publishes: Family::default(),
@@ -187,6 +253,11 @@ impl Metrics {
             m.coherence_applied.clone(),
         );
         r.register(
+            "l1_refreshes",
+            "Updated keys fetched into L1 ahead of requests (refreshed), dropped because the new version could not be had, or left (already current or evicted)",
+            m.l1_refreshes.clone(),
+        );
+        r.register(
             "coherence_seq",
             "Last update sequence applied",
             m.coherence_seq.clone(),
@@ -216,20 +287,33 @@ impl Metrics {
 
     /// Counts a look-up and its latency.
     pub fn lookup(&self, tier: Tier, outcome: Outcome, seconds: Option<f64>) {
-        self.lookups
-            .get_or_create(&LookupLabels { tier, outcome })
-            .inc();
+        self.handles.counts[tier as usize][outcome as usize].inc();
         if let Some(seconds) = seconds {
-            self.fetch_seconds
-                .get_or_create(&TierLabels { tier })
-                .observe(seconds);
+            self.fetch_seconds(tier, seconds);
         }
     }
 
+    /// Records how long one call to a tier took.
+    pub fn fetch_seconds(&self, tier: Tier, seconds: f64) {
+        self.handles.seconds[tier as usize].observe(seconds);
+    }
+
     pub fn lookup_count(&self, tier: Tier, outcome: Outcome) -> u64 {
-        self.lookups
-            .get_or_create(&LookupLabels { tier, outcome })
-            .get()
+        self.handles.counts[tier as usize][outcome as usize].get()
+    }
+
+    /// The request metrics of one endpoint, to keep and count through.
+    pub fn endpoint(&self, endpoint: &'static str) -> EndpointHandles {
+        let labels = EndpointLabels { endpoint };
+        EndpointHandles {
+            requests: ["L1", "L2", "L3", "none"].map(|tier| {
+                self.requests
+                    .get_or_create(&RequestLabels { endpoint, tier })
+                    .clone()
+            }),
+            data_age_seconds: self.data_age_seconds.get_or_create(&labels).clone(),
+            stale_responses: self.stale_responses.get_or_create(&labels).clone(),
+        }
     }
 
     /// The Prometheus text exposition, with hit ratios brought up to date.
@@ -257,16 +341,11 @@ impl Metrics {
         let mut ratios = Vec::new();
         for tier in [Tier::L1, Tier::L2, Tier::L3] {
             let hits = self.lookup_count(tier, Outcome::hit);
-            let total: u64 = [
-                Outcome::hit,
-                Outcome::miss,
-                Outcome::outdated,
-                Outcome::corrupt,
-                Outcome::error,
-            ]
-            .into_iter()
-            .map(|o| self.lookup_count(tier, o))
-            .sum();
+            let total: u64 = OUTCOMES
+                .into_iter()
+                .filter(|o| *o != Outcome::skipped)
+                .map(|o| self.lookup_count(tier, o))
+                .sum();
             if total > 0 {
                 ratios.push((tier.as_str(), hits as f64 / total as f64));
             }
@@ -294,7 +373,7 @@ impl Metrics {
 
     fn requests_snapshot(&self) -> Vec<(RequestLabels, u64)> {
         let mut out = Vec::new();
-        for endpoint in crate::reader::ENDPOINTS {
+        for endpoint in crate::reader::Endpoint::ALL.map(crate::reader::Endpoint::as_str) {
             for tier in ["L1", "L2", "L3", "none"] {
                 let labels = RequestLabels { endpoint, tier };
                 let n = self.requests.get_or_create(&labels).get();

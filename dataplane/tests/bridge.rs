@@ -31,6 +31,7 @@ fn status(redis: &Server, secret: Option<&str>) -> CacheBridgeStatus {
             redis: Some(redis.url()),
             memcached: vec![],
             reader: None,
+            sentinel: None,
         },
         password_secret: secret.map(|name| SecretKeySelector {
             name: name.into(),

@@ -10,7 +10,7 @@ use cachebridge_dataplane::app::Tiers;
 use cachebridge_dataplane::cache::envelope::Envelope;
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::keys::Keys;
-use cachebridge_dataplane::metrics::{ReasonLabels, Tier};
+use cachebridge_dataplane::metrics::{Outcome, ReasonLabels, Tier};
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
 use common::{Server, config, publisher, reader, redis_conn, until};
@@ -83,8 +83,60 @@ async fn an_update_reaches_the_l1_of_both_readers() {
         .await;
         let found = r.cache.get("k").await.unwrap();
         assert_eq!(&found.env.payload[..], b"\"v2\"");
-        assert_eq!(found.tier, Tier::L3, "the old L1 copy was dropped");
+        assert_eq!(
+            found.tier,
+            Tier::L1,
+            "the reader fetched the new version into L1 before applying the update"
+        );
+        assert_eq!(
+            r.metrics.lookup_count(Tier::L1, Outcome::miss),
+            1,
+            "only the first read missed"
+        );
+        assert_eq!(r.metrics.lookup_count(Tier::L1, Outcome::outdated), 0);
+        assert_eq!(refreshes(r, "refreshed"), 1);
     }
+}
+
+fn refreshes(reader: &Reader, reason: &'static str) -> u64 {
+    reader
+        .metrics
+        .l1_refreshes
+        .get_or_create(&ReasonLabels { reason })
+        .get()
+}
+
+#[tokio::test]
+async fn keys_nobody_read_here_are_not_pulled_into_l1() {
+    let redis = Server::redis();
+    let config = quiet_config(&redis);
+    let mut writer = publisher(&config);
+    publish(&mut writer, "read", "\"r1\"").await;
+    publish(&mut writer, "unread", "\"u1\"").await;
+    let (r, _t) = follower(&config).await;
+    r.cache.get("read").await.unwrap();
+
+    publish(&mut writer, "unread", "\"u2\"").await;
+    publish(&mut writer, "read", "\"r2\"").await;
+    let target = seq(&config).await;
+    until("updates applied", &mut r.coherence.applied(), |s| {
+        *s >= target
+    })
+    .await;
+    assert_eq!(
+        r.cache.l1_entries().await,
+        1,
+        "only the key read here is in L1"
+    );
+    assert_eq!(refreshes(&r, "refreshed"), 1);
+    assert_eq!(
+        r.metrics.lookup_count(Tier::L3, Outcome::hit),
+        2,
+        "one fetch for the first read, one for the refresh; none for the unread key"
+    );
+    // The unread key's floor still rose: its first read gets the new version.
+    let unread = r.cache.get("unread").await.unwrap();
+    assert_eq!(&unread.env.payload[..], b"\"u2\"");
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ pub fn compute(
             redis: Some(config::redis_url(b)),
             memcached: config::memcached_servers(b),
             reader: Some(names::reader_url(b)),
+            sentinel: None,
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
         redis_username: config::redis_username(b),

@@ -11,6 +11,8 @@
 //! then the payload (pre-serialized JSON).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::any::Any;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 2] = b"CB";
@@ -26,6 +28,48 @@ pub struct Envelope {
     pub produced_at_ms: i64,
     /// JSON, served to clients byte for byte.
     pub payload: Bytes,
+    /// What a consumer derived from exactly this version, made once.
+    pub memo: Memo,
+}
+
+/// A slot for something derived once from one version of a value: the
+/// reader keeps the pre-rendered HTTP response of the version here, so each
+/// request for it reuses that work instead of repeating it. Type-erased so
+/// the cache knows nothing of HTTP. It is not part of the value: a clone
+/// starts empty, and two envelopes compare equal whatever their memos hold.
+#[derive(Default)]
+pub struct Memo(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl Memo {
+    /// The memo, made by `make` on first use. `None` only if another
+    /// consumer already stored a different type here.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(make())).downcast_ref()
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(set)"
+        } else {
+            "Memo(empty)"
+        })
+    }
 }
 
 /// Why stored bytes could not be read back as an envelope.
@@ -47,6 +91,7 @@ impl Envelope {
             version,
             produced_at_ms,
             payload: payload.into(),
+            memo: Memo::default(),
         }
     }
 
@@ -80,11 +125,7 @@ impl Envelope {
         if crc32fast::hash(&payload) != crc {
             return Err(DecodeError::Checksum);
         }
-        Ok(Envelope {
-            version,
-            produced_at_ms,
-            payload,
-        })
+        Ok(Envelope::new(version, produced_at_ms, payload))
     }
 
     /// Only the version, read without checking the payload: lets a store

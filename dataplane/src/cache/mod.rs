@@ -1,10 +1,14 @@
 //! The reader's read-through cache: L1 (in-process) → L2 (Memcached) →
 //! L3 (Redis, the source of truth), with backfill of the upper tiers.
 //!
-//! Three rules make it safe to serve from the fastest tier:
+//! Four rules make it safe and cheap to serve from the fastest tier:
 //! - **version floors**: the coherence follower records the newest version
 //!   announced for each key; a value older than that is never served from,
 //!   or put into, L1, and an outdated L2 value falls through to L3;
+//! - **refresh-ahead**: when a key that clients read (it is in L1) gets a
+//!   new version, the reader fetches that version into L1 *before* raising
+//!   the key's floor, so requests keep hitting L1 across updates instead of
+//!   each update costing a miss; keys nobody read here are never pulled in;
 //! - **single flight**: concurrent misses on one key share one fetch (moka's
 //!   entry API), so a burst of requests costs the lower tiers one look-up;
 //! - **degrade, never fail**: each remote tier sits behind a timeout and a
@@ -21,9 +25,11 @@ use crate::keys::Keys;
 use crate::metrics::{Metrics, Outcome, Tier, TierLabels};
 use breaker::Breaker;
 use envelope::Envelope;
+use futures::StreamExt;
 use l1::{Cached, L1};
 use l2_memcached::Memcached;
 use l3::L3;
+use moka::ops::compute::Op;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,6 +42,10 @@ pub enum TierError {
     #[error("timed out")]
     Timeout,
 }
+
+/// Keys refreshed at once after a burst of updates (a full snapshot): enough
+/// to overlap the round trips, few enough not to flood Redis.
+const REFRESH_CONCURRENCY: usize = 32;
 
 /// A value found in some tier.
 #[derive(Debug, Clone)]
@@ -134,7 +144,7 @@ impl TieredCache {
         let cached = self
             .l1
             .entry(logical.to_owned())
-            .or_try_insert_with(self.fetch_below_l1(logical))
+            .or_try_insert_with(self.fetch_below_l1(logical, self.floor(logical)))
             .await
             .map_err(|e| (*e).clone())?
             .into_value();
@@ -165,10 +175,10 @@ impl TieredCache {
         })
     }
 
-    /// L2, then L3; runs once per key however many requests wait on it.
-    async fn fetch_below_l1(&self, logical: &str) -> Result<Cached, Miss> {
+    /// L2 (if it has `floor` or newer), then L3; runs once per key however
+    /// many requests wait on it.
+    async fn fetch_below_l1(&self, logical: &str, floor: u64) -> Result<Cached, Miss> {
         let physical = self.keys.value(logical);
-        let floor = self.floor(logical);
         if let Some(l2) = &self.l2
             && let Some(env) = self.fetch_l2(l2, &physical, floor).await
         {
@@ -268,11 +278,7 @@ impl TieredCache {
         let seconds = Some(elapsed(started));
         match &result {
             // Hits are counted by the caller, once the value has decoded.
-            Ok(Some(_)) => self
-                .metrics
-                .fetch_seconds
-                .get_or_create(&TierLabels { tier: tier.tier })
-                .observe(elapsed(started)),
+            Ok(Some(_)) => self.metrics.fetch_seconds(tier.tier, elapsed(started)),
             Ok(None) => self.metrics.lookup(tier.tier, Outcome::miss, seconds),
             Err(e) => {
                 tracing::debug!(tier = tier.tier.as_str(), error = %e, "tier call failed");
@@ -301,18 +307,66 @@ impl TieredCache {
         self.floors_lock().get(logical).copied().unwrap_or(0)
     }
 
-    /// Applies an update announcement: raise the floor, drop an older L1 copy.
+    /// Applies update announcements that arrived together: each key once,
+    /// at its newest version, several keys at a time.
+    pub async fn announce_all<'a>(&self, notices: impl IntoIterator<Item = (&'a str, u64)>) {
+        let mut newest: HashMap<&str, u64> = HashMap::new();
+        for (key, version) in notices {
+            let v = newest.entry(key).or_insert(0);
+            *v = (*v).max(version);
+        }
+        futures::stream::iter(newest)
+            .for_each_concurrent(REFRESH_CONCURRENCY, |(key, version)| {
+                self.announce(key, version)
+            })
+            .await;
+    }
+
+    /// Applies one update announcement: an older L1 copy is replaced by the
+    /// new version (or dropped if that cannot be had), then the floor rises.
+    /// Until then requests are served the copy this reader had before it
+    /// learnt of the update; after, never anything older than `version`.
     pub async fn announce(&self, logical: &str, version: u64) {
-        {
-            let mut floors = self.floors_lock();
-            let floor = floors.entry(logical.to_owned()).or_insert(0);
-            *floor = (*floor).max(version);
+        if version <= self.floor(logical) {
+            return;
         }
         if let Some(cached) = self.l1.get(logical).await
             && cached.env.version < version
         {
-            self.l1.invalidate(logical).await;
+            self.refresh(logical, version).await;
         }
+        let mut floors = self.floors_lock();
+        let floor = floors.entry(logical.to_owned()).or_insert(0);
+        *floor = (*floor).max(version);
+    }
+
+    /// Puts `version` (or newer) of a key into L1 in place of an older
+    /// copy, serialized with other refreshes of the key.
+    async fn refresh(&self, logical: &str, version: u64) {
+        let outcome = self
+            .l1
+            .entry_by_ref(logical)
+            .and_compute_with(|entry| async move {
+                match entry {
+                    // Already newer, or gone (the next request loads it).
+                    Some(e) if e.value().env.version >= version => Op::Nop,
+                    None => Op::Nop,
+                    Some(_) => match self.fetch_below_l1(logical, version).await {
+                        Ok(fresh) if fresh.env.version >= version => Op::Put(fresh),
+                        _ => Op::Remove,
+                    },
+                }
+            })
+            .await;
+        let reason = match outcome {
+            moka::ops::compute::CompResult::ReplacedWith(_) => "refreshed",
+            moka::ops::compute::CompResult::Removed(_) => "dropped",
+            _ => "unchanged",
+        };
+        self.metrics
+            .l1_refreshes
+            .get_or_create(&crate::metrics::ReasonLabels { reason })
+            .inc();
     }
 
     /// Drops every L1 entry: the last resort when missed updates cannot be

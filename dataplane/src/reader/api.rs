@@ -2,17 +2,16 @@
 //! means for it (503 before the first write, 404 for a symbol the writer
 //! never saw, 400 for a request that cannot be right).
 
-use super::Reader;
-use super::respond::{Served, ok, problem};
+use super::respond::{IfNoneMatch, Served, problem};
+use super::{Endpoint, Reader};
 use crate::cache::{Lookup, Miss};
 use crate::keys::logical;
 use crate::market::tick::validate_symbol;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use std::time::SystemTime;
 
 /// Most symbols one `?symbols=` request may name.
 const MAX_SYMBOLS: usize = 200;
@@ -32,41 +31,49 @@ pub struct TickersQuery {
 pub async fn overview(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
-    h: HeaderMap,
+    h: IfNoneMatch,
 ) -> Response {
-    one(&r, "overview", q, logical::OVERVIEW, &h).await
+    one(&r, Endpoint::Overview, q, logical::OVERVIEW, &h).await
 }
 
 pub async fn movers(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
-    h: HeaderMap,
+    h: IfNoneMatch,
 ) -> Response {
-    one(&r, "movers", q, logical::MOVERS, &h).await
+    one(&r, Endpoint::Movers, q, logical::MOVERS, &h).await
 }
 
 pub async fn signals(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
-    h: HeaderMap,
+    h: IfNoneMatch,
 ) -> Response {
-    one(&r, "signals", q, logical::SIGNALS, &h).await
+    one(&r, Endpoint::Signals, q, logical::SIGNALS, &h).await
 }
 
-pub async fn ticker(State(r): State<Reader>, Path(symbol): Path<String>, h: HeaderMap) -> Response {
-    by_symbol(&r, "ticker", &symbol, logical::ticker, &h).await
+pub async fn ticker(
+    State(r): State<Reader>,
+    Path(symbol): Path<String>,
+    h: IfNoneMatch,
+) -> Response {
+    by_symbol(&r, Endpoint::Ticker, &symbol, logical::ticker, &h).await
 }
 
-pub async fn signal(State(r): State<Reader>, Path(symbol): Path<String>, h: HeaderMap) -> Response {
-    by_symbol(&r, "signal", &symbol, logical::signal, &h).await
+pub async fn signal(
+    State(r): State<Reader>,
+    Path(symbol): Path<String>,
+    h: IfNoneMatch,
+) -> Response {
+    by_symbol(&r, Endpoint::Signal, &symbol, logical::signal, &h).await
 }
 
 pub async fn tickers(
     State(r): State<Reader>,
     q: Result<Query<TickersQuery>, QueryRejection>,
-    h: HeaderMap,
+    h: IfNoneMatch,
 ) -> Response {
-    let endpoint = "tickers";
+    let endpoint = Endpoint::Tickers;
     let query = match q {
         Ok(Query(query)) => query,
         Err(e) => return r.reject(endpoint, bad_query(e)),
@@ -75,9 +82,7 @@ pub async fn tickers(
         return r.answer(
             endpoint,
             &h,
-            fetch(&r, &[logical::TICKERS])
-                .await
-                .map(|mut v| Served::single(v.remove(0))),
+            r.cache.get(logical::TICKERS).await.map(Served::single),
         );
     };
     let symbols = match parse_symbols(&list) {
@@ -93,9 +98,9 @@ pub async fn tickers(
     let mut parts = Vec::with_capacity(keys.len());
     let mut unknown = Vec::new();
     let looked_up = futures::future::join_all(keys.iter().map(|k| r.cache.get(k))).await;
-    for (symbol, result) in symbols.iter().zip(looked_up) {
+    for ((symbol, key), result) in symbols.iter().zip(&keys).zip(looked_up) {
         match result {
-            Ok(lookup) => parts.push((None, lookup)),
+            Ok(lookup) => parts.push((None, key.as_str(), lookup)),
             Err(Miss::Absent) => unknown.push(symbol.clone()),
             Err(miss) => return r.reject(endpoint, unavailable(&miss)),
         }
@@ -103,57 +108,50 @@ pub async fn tickers(
     if !unknown.is_empty() {
         return r.reject(endpoint, r.unknown_symbols(&unknown).await);
     }
-    r.answer(
-        endpoint,
-        &h,
-        Ok(Served {
-            parts,
-            as_array: true,
-        }),
-    )
+    r.answer(endpoint, &h, Ok(Served::composite(parts, true)))
 }
 
 pub async fn dashboard(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
-    h: HeaderMap,
+    h: IfNoneMatch,
 ) -> Response {
-    let endpoint = "dashboard";
+    let endpoint = Endpoint::Dashboard;
     if let Err(e) = q {
         return r.reject(endpoint, bad_query(e));
     }
-    let names = ["overview", "movers", "signals"];
-    let result = fetch(&r, &[logical::OVERVIEW, logical::MOVERS, logical::SIGNALS])
-        .await
-        .map(|lookups| Served {
-            parts: names.iter().map(|n| Some(*n)).zip(lookups).collect(),
-            as_array: false,
-        });
+    let parts = [
+        ("overview", logical::OVERVIEW),
+        ("movers", logical::MOVERS),
+        ("signals", logical::SIGNALS),
+    ];
+    let result = fetch(&r, &parts.map(|(_, key)| key)).await.map(|lookups| {
+        let named = parts.iter().zip(lookups);
+        Served::composite(named.map(|((name, key), l)| (Some(*name), *key, l)), false)
+    });
     r.answer(endpoint, &h, result)
 }
 
 async fn one(
     r: &Reader,
-    endpoint: &'static str,
+    endpoint: Endpoint,
     q: Result<Query<NoQuery>, QueryRejection>,
     key: &str,
-    h: &HeaderMap,
+    h: &IfNoneMatch,
 ) -> Response {
     if let Err(e) = q {
         return r.reject(endpoint, bad_query(e));
     }
-    let result = fetch(r, &[key])
-        .await
-        .map(|mut v| Served::single(v.remove(0)));
+    let result = r.cache.get(key).await.map(Served::single);
     r.answer(endpoint, h, result)
 }
 
 async fn by_symbol(
     r: &Reader,
-    endpoint: &'static str,
+    endpoint: Endpoint,
     raw: &str,
     key_of: fn(&str) -> String,
-    h: &HeaderMap,
+    h: &IfNoneMatch,
 ) -> Response {
     let symbol = match validate_symbol(raw) {
         Ok(symbol) => symbol,
@@ -178,7 +176,7 @@ async fn fetch(r: &Reader, keys: &[&str]) -> Result<Vec<Lookup>, Miss> {
 }
 
 /// 503: nothing to serve, and the reason why.
-fn unavailable(miss: &Miss) -> Response {
+pub(super) fn unavailable(miss: &Miss) -> Response {
     match miss {
         Miss::Absent => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -222,23 +220,6 @@ impl Reader {
                 format!("no data for {}", symbols.join(", ")),
             ),
             Err(miss) => unavailable(&miss),
-        }
-    }
-
-    fn answer(
-        &self,
-        endpoint: &'static str,
-        request: &HeaderMap,
-        result: Result<Served, Miss>,
-    ) -> Response {
-        match result {
-            Ok(served) => {
-                let now = SystemTime::now();
-                let stale = self.staleness(&served, now);
-                self.count_served(endpoint, &served, stale.is_some(), now);
-                ok(&served, request, stale, now)
-            }
-            Err(miss) => self.reject(endpoint, unavailable(&miss)),
         }
     }
 }

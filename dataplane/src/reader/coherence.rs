@@ -17,6 +17,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 
+/// Most updates applied in one go; a longer burst is applied in steps so
+/// `applied` keeps moving.
+const MAX_BATCH: usize = 256;
+
 /// Shared view of the follower's progress.
 pub struct Coherence {
     cache: Arc<TieredCache>,
@@ -136,21 +140,21 @@ impl Coherence {
 
     /// Applies events until the connection ends or a gap is detected; a
     /// sequence or heartbeat gap is repaired in place without reconnecting.
-    async fn follow(&self, mut events: crate::cache::l3::Subscription) -> Gap {
+    /// Events that arrived together are applied together, so the updated
+    /// keys are refreshed in parallel rather than one round trip at a time.
+    async fn follow(&self, events: crate::cache::l3::Subscription) -> Gap {
+        let mut events = events.ready_chunks(MAX_BATCH);
         let silence = self.heartbeat * 3;
         let mut deadline = Instant::now() + silence;
         loop {
-            let event = tokio::select! {
-                event = events.next() => event,
+            let batch = tokio::select! {
+                batch = events.next() => batch,
                 _ = sleep_until(deadline) => return self.count(Gap::Silence),
             };
             deadline = Instant::now() + silence;
-            let gap = match event {
+            let gap = match batch {
                 None => return self.count(Gap::Disconnect),
-                Some(Event::Update(notice)) => self.on_update(notice).await,
-                Some(Event::Heartbeat { heartbeat }) => {
-                    (heartbeat > self.last()).then_some(Gap::Heartbeat)
-                }
+                Some(batch) => self.on_events(batch).await,
             };
             if let Some(gap) = gap.map(|g| self.count(g)) {
                 tracing::info!(
@@ -174,22 +178,41 @@ impl Coherence {
         gap
     }
 
-    async fn on_update(&self, notice: Notice) -> Option<Gap> {
-        let last = self.last();
-        if notice.seq <= last {
-            return None;
+    /// Applies the updates that continue the sequence, up to the first gap.
+    async fn on_events(&self, events: Vec<Event>) -> Option<Gap> {
+        let mut next = Vec::new();
+        let mut last = self.last();
+        let mut gap = None;
+        for event in events {
+            match event {
+                Event::Update(notice) if notice.seq <= last => {}
+                Event::Update(notice) if notice.seq == last + 1 => {
+                    last = notice.seq;
+                    next.push(notice);
+                }
+                Event::Update(_) => gap = Some(Gap::Sequence),
+                Event::Heartbeat { heartbeat } => {
+                    gap = (heartbeat > last).then_some(Gap::Heartbeat);
+                }
+            }
+            if gap.is_some() {
+                break;
+            }
         }
-        if notice.seq > last + 1 {
-            return Some(Gap::Sequence);
-        }
-        self.apply(&notice).await;
-        None
+        self.apply(&next).await;
+        gap
     }
 
-    async fn apply(&self, notice: &Notice) {
-        self.cache.announce(&notice.key, notice.version).await;
-        self.metrics.coherence_applied.inc();
-        self.advance(notice.seq);
+    /// Applies updates that continue the sequence, in one go.
+    async fn apply(&self, notices: &[Notice]) {
+        let Some(last) = notices.last() else {
+            return;
+        };
+        self.cache
+            .announce_all(notices.iter().map(|n| (n.key.as_str(), n.version)))
+            .await;
+        self.metrics.coherence_applied.inc_by(notices.len() as u64);
+        self.advance(last.seq);
     }
 
     fn advance(&self, seq: u64) {
@@ -208,8 +231,8 @@ impl Coherence {
         let last = self.last();
         match self.cache.l3().replay_after(last).await {
             Ok(Replay::Notices(notices)) => {
-                for notice in &notices {
-                    self.apply(notice).await;
+                for batch in notices.chunks(MAX_BATCH) {
+                    self.apply(batch).await;
                 }
                 self.metrics
                     .coherence_resyncs

@@ -6,30 +6,60 @@
 
 pub mod api;
 pub mod coherence;
+pub mod render;
 pub mod respond;
 pub mod stats;
 
-use crate::cache::TieredCache;
-use crate::metrics::{EndpointLabels, Metrics, RequestLabels};
+use crate::cache::{Miss, TieredCache};
+use crate::metrics::{EndpointHandles, Metrics};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use coherence::Coherence;
-use respond::{Served, StaleReason};
+use render::{Composites, Rendered};
+use respond::{IfNoneMatch, Served, StaleReason};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Every endpoint label used in request metrics.
-pub const ENDPOINTS: [&str; 7] = [
-    "overview",
-    "tickers",
-    "ticker",
-    "movers",
-    "signals",
-    "signal",
-    "dashboard",
-];
+/// The data endpoints, as labelled in request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Overview,
+    Tickers,
+    Ticker,
+    Movers,
+    Signals,
+    Signal,
+    Dashboard,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Overview,
+        Endpoint::Tickers,
+        Endpoint::Ticker,
+        Endpoint::Movers,
+        Endpoint::Signals,
+        Endpoint::Signal,
+        Endpoint::Dashboard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Overview => "overview",
+            Endpoint::Tickers => "tickers",
+            Endpoint::Ticker => "ticker",
+            Endpoint::Movers => "movers",
+            Endpoint::Signals => "signals",
+            Endpoint::Signal => "signal",
+            Endpoint::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// Bytes of rendered composite answers (dashboard, ticker lists) kept.
+const COMPOSITES_MAX_BYTES: u64 = 8 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -38,9 +68,29 @@ pub struct Reader {
     pub coherence: Arc<Coherence>,
     pub metrics: Arc<Metrics>,
     pub staleness_budget: Duration,
+    /// Request metrics per endpoint, indexed by `Endpoint as usize`.
+    counters: Arc<[EndpointHandles; Endpoint::ALL.len()]>,
+    composites: Composites,
 }
 
 impl Reader {
+    pub fn new(
+        cache: Arc<TieredCache>,
+        coherence: Arc<Coherence>,
+        metrics: Arc<Metrics>,
+        staleness_budget: Duration,
+    ) -> Self {
+        let counters = Arc::new(Endpoint::ALL.map(|e| metrics.endpoint(e.as_str())));
+        Reader {
+            cache,
+            coherence,
+            metrics,
+            staleness_budget,
+            counters,
+            composites: Composites::new(COMPOSITES_MAX_BYTES),
+        }
+    }
+
     /// The reader's routes.
     pub fn router(self) -> Router {
         Router::new()
@@ -67,37 +117,45 @@ impl Reader {
         (served.age(now) > self.staleness_budget).then_some(StaleReason::Age)
     }
 
-    fn count_served(&self, endpoint: &'static str, served: &Served, stale: bool, now: SystemTime) {
-        let tier = served
-            .parts
-            .iter()
-            .map(|(_, l)| l.tier)
-            .max()
-            .map_or("none", |t| t.as_str());
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels { endpoint, tier })
-            .inc();
-        let labels = EndpointLabels { endpoint };
-        self.metrics
-            .data_age_seconds
-            .get_or_create(&labels)
-            .set(served.age(now).as_secs_f64());
-        if stale {
-            self.metrics.stale_responses.get_or_create(&labels).inc();
-        }
+    fn counters(&self, endpoint: Endpoint) -> &EndpointHandles {
+        &self.counters[endpoint as usize]
     }
 
     /// Counts a request no tier could answer and passes its response on.
-    fn reject(&self, endpoint: &'static str, response: Response) -> Response {
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                endpoint,
-                tier: "none",
-            })
-            .inc();
+    fn reject(&self, endpoint: Endpoint, response: Response) -> Response {
+        self.counters(endpoint).request(None);
         response
+    }
+
+    /// The answer for served data (or the 503 for a miss), counted.
+    fn answer(
+        &self,
+        endpoint: Endpoint,
+        request: &IfNoneMatch,
+        result: Result<Served, Miss>,
+    ) -> Response {
+        let served = match result {
+            Ok(served) => served,
+            Err(miss) => return self.reject(endpoint, api::unavailable(&miss)),
+        };
+        let now = SystemTime::now();
+        let stale = self.staleness(&served, now);
+        let tier = served.tier();
+        let counters = self.counters(endpoint);
+        counters.request(Some(tier));
+        counters.served(served.age(now).as_secs_f64(), stale.is_some());
+        let composite;
+        let rendered = match served
+            .only()
+            .and_then(|only| only.env.memo.get_or_init(|| Rendered::of(&served)))
+        {
+            Some(single) => single,
+            None => {
+                composite = self.composites.get(&served);
+                &composite
+            }
+        };
+        rendered.respond(tier, request.matches(rendered.etag()), stale, now)
     }
 }
 

@@ -4,16 +4,17 @@
 //! around them go the facts a client needs to judge the data: which tier
 //! answered (`X-Cache`), which version (`ETag`, so `If-None-Match` gets a
 //! 304), when it was produced (`Last-Modified`, `Age`) and whether it is
-//! stale (`X-Data-Stale` and the `meta.stale` field). Errors are RFC 9457
-//! problem documents with a reason a person can act on.
+//! stale (`X-Data-Stale` and the `meta.stale` field). [`super::render`]
+//! renders the per-version part once. Errors are RFC 9457 problem documents
+//! with a reason a person can act on.
 
 use crate::cache::Lookup;
 use crate::cache::envelope;
 use crate::metrics::Tier;
-use axum::http::header::{
-    AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
-};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::FromRequestParts;
+use axum::http::header::{CONTENT_TYPE, IF_NONE_MATCH, RETRY_AFTER};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::time::{Duration, SystemTime};
@@ -32,7 +33,7 @@ pub enum StaleReason {
 }
 
 impl StaleReason {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             StaleReason::Age => "age",
             StaleReason::NotSynced => "not_synced",
@@ -44,20 +45,57 @@ impl StaleReason {
 pub struct Served {
     /// (field name, value): one unnamed part is served as `data` itself;
     /// named parts become an object; `as_array` makes a list of them.
-    pub parts: Vec<(Option<&'static str>, Lookup)>,
-    pub as_array: bool,
+    parts: Vec<(Option<&'static str>, Lookup)>,
+    as_array: bool,
+    /// A hash of the parts' keys, names and versions: equal for two
+    /// composite answers exactly when they would render the same bytes.
+    identity: u128,
 }
 
 impl Served {
     pub fn single(lookup: Lookup) -> Self {
+        Served::composite([(None, "", lookup)], false)
+    }
+
+    /// Several values, each `(field name, logical key, value)`.
+    pub fn composite<'k>(
+        parts: impl IntoIterator<Item = (Option<&'static str>, &'k str, Lookup)>,
+        as_array: bool,
+    ) -> Self {
+        let mut id = xxhash_rust::xxh3::Xxh3::new();
+        id.update(&[u8::from(as_array)]);
+        let parts = parts
+            .into_iter()
+            .map(|(name, key, lookup)| {
+                for field in [name.unwrap_or(""), key] {
+                    id.update(&(field.len() as u64).to_le_bytes());
+                    id.update(field.as_bytes());
+                }
+                id.update(&lookup.env.version.to_le_bytes());
+                (name, lookup)
+            })
+            .collect();
         Served {
-            parts: vec![(None, lookup)],
-            as_array: false,
+            parts,
+            as_array,
+            identity: id.digest128(),
         }
     }
 
+    /// The value, when the answer is exactly one value served as it is.
+    pub fn only(&self) -> Option<&Lookup> {
+        match (self.parts.as_slice(), self.as_array) {
+            ([(None, only)], false) => Some(only),
+            _ => None,
+        }
+    }
+
+    pub fn identity(&self) -> u128 {
+        self.identity
+    }
+
     /// The slowest tier involved: what the request really cost.
-    fn tier(&self) -> Tier {
+    pub fn tier(&self) -> Tier {
         self.parts
             .iter()
             .map(|(_, l)| l.tier)
@@ -84,7 +122,7 @@ impl Served {
             .unwrap_or(0)
     }
 
-    fn etag(&self) -> String {
+    pub fn etag(&self) -> String {
         match self.parts.as_slice() {
             [(_, only)] => format!("\"v{}\"", only.env.version),
             parts => {
@@ -97,7 +135,7 @@ impl Served {
         }
     }
 
-    fn data(&self) -> Bytes {
+    pub fn data(&self) -> Bytes {
         match (self.parts.as_slice(), self.as_array) {
             ([(None, only)], false) => only.env.payload.clone(),
             (parts, true) => join(
@@ -130,81 +168,38 @@ fn join<'a>(
     out.freeze()
 }
 
-/// Builds the 200 (or 304) response for served data.
-pub fn ok(
-    served: &Served,
-    request: &HeaderMap,
-    stale: Option<StaleReason>,
-    now: SystemTime,
-) -> Response {
-    let etag = served.etag();
-    let produced = served.produced_at();
-    let age = served.age(now);
-    let mut headers = HeaderMap::new();
-    headers.insert(X_CACHE, HeaderValue::from_static(served.tier().as_str()));
-    headers.insert(ETAG, header(&etag));
-    headers.insert(LAST_MODIFIED, header(&httpdate::fmt_http_date(produced)));
-    headers.insert(AGE, HeaderValue::from(age.as_secs()));
-    headers.insert(
-        X_DATA_AGE_MS,
-        HeaderValue::from(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
-    );
-    headers.insert(
-        X_DATA_STALE,
-        HeaderValue::from_static(if stale.is_some() { "true" } else { "false" }),
-    );
-    // Clients may keep the body but must revalidate: the ETag makes that cheap.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if matches_etag(request, &etag) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+/// The request's `If-None-Match` values: the one request header the data
+/// endpoints read (extracting the whole `HeaderMap` would copy every header
+/// of every request).
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get_all(IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+        ))
     }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let body = envelope_body(served, &etag, age, stale);
-    (StatusCode::OK, headers, body).into_response()
 }
 
-fn envelope_body(served: &Served, etag: &str, age: Duration, stale: Option<StaleReason>) -> Bytes {
-    let produced_at = time::OffsetDateTime::from_unix_timestamp_nanos(
-        i128::from(served.produced_at_ms()) * 1_000_000,
-    )
-    .ok()
-    .and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_default();
-    let meta = serde_json::json!({
-        "tier": served.tier().as_str(),
-        "etag": etag.trim_matches('"'),
-        "produced_at": produced_at,
-        "age_ms": u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
-        "stale": stale.is_some(),
-        "stale_reason": stale.map(StaleReason::as_str),
-    });
-    let data = served.data();
-    let meta = serde_json::to_vec(&meta).unwrap_or_default();
-    let mut out = BytesMut::with_capacity(data.len() + meta.len() + 20);
-    out.put_slice(b"{\"data\":");
-    out.put_slice(&data);
-    out.put_slice(b",\"meta\":");
-    out.put_slice(&meta);
-    out.put_u8(b'}');
-    out.freeze()
-}
-
-/// `If-None-Match`: a list of tags or `*`; weak tags compare equal.
-fn matches_etag(request: &HeaderMap, etag: &str) -> bool {
-    request
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
-}
-
-fn header(value: &str) -> HeaderValue {
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+impl IfNoneMatch {
+    /// Whether the client already holds `etag`: a list of tags or `*`;
+    /// weak tags compare equal.
+    pub fn matches(&self, etag: &HeaderValue) -> bool {
+        let etag = etag.as_bytes();
+        self.0
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|t| t.trim_ascii())
+            .map(|t| t.strip_prefix(b"W/").unwrap_or(t))
+            .any(|t| t == b"*" || t == etag)
+    }
 }
 
 /// An RFC 9457 problem response.
@@ -232,7 +227,6 @@ mod tests {
     use super::*;
     use crate::cache::envelope::Envelope;
     use std::sync::Arc;
-    use std::time::UNIX_EPOCH;
 
     fn lookup(version: u64, tier: Tier, payload: &'static str) -> Lookup {
         Lookup {
@@ -247,31 +241,38 @@ mod tests {
 
     #[test]
     fn payloads_are_spliced_not_reencoded() {
-        let served = Served {
-            parts: vec![
-                (Some("a"), lookup(1, Tier::L1, "{\"x\": 1.50}")),
-                (Some("b"), lookup(2, Tier::L3, "[]")),
-            ],
-            as_array: false,
+        let parts = || {
+            [
+                (Some("a"), "k:a", lookup(1, Tier::L1, "{\"x\": 1.50}")),
+                (Some("b"), "k:b", lookup(2, Tier::L3, "[]")),
+            ]
         };
+        let served = Served::composite(parts(), false);
         assert_eq!(&served.data()[..], b"{\"a\":{\"x\": 1.50},\"b\":[]}");
         assert_eq!(served.tier(), Tier::L3);
-        let list = Served {
-            as_array: true,
-            ..served
-        };
+        let list = Served::composite(parts(), true);
         assert_eq!(&list.data()[..], b"[{\"x\": 1.50},[]]");
+        assert_ne!(served.identity(), list.identity());
+    }
+
+    #[test]
+    fn identity_follows_keys_names_and_versions() {
+        let id = |name, key, version| {
+            Served::composite([(name, key, lookup(version, Tier::L1, "{}"))], true).identity()
+        };
+        assert_eq!(id(None, "k:a", 1), id(None, "k:a", 1));
+        assert_ne!(id(None, "k:a", 1), id(None, "k:a", 2));
+        assert_ne!(id(None, "k:a", 1), id(None, "k:b", 1));
+        assert_ne!(id(None, "k:a", 1), id(Some("k"), ":a", 1));
     }
 
     #[test]
     fn if_none_match_understands_lists_and_weak_tags() {
-        let mut headers = HeaderMap::new();
-        headers.insert(IF_NONE_MATCH, HeaderValue::from_static("\"v1\", W/\"v7\""));
-        assert!(matches_etag(&headers, "\"v7\""));
-        assert!(!matches_etag(&headers, "\"v8\""));
-        let served = Served::single(lookup(7, Tier::L1, "{}"));
-        let response = ok(&served, &headers, None, UNIX_EPOCH + Duration::from_secs(5));
-        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
-        assert_eq!(response.headers()[AGE], "4", "produced at 1 s, now 5 s");
+        let request = IfNoneMatch(vec![HeaderValue::from_static("\"v1\", W/\"v7\"")]);
+        assert!(request.matches(&HeaderValue::from_static("\"v7\"")));
+        assert!(!request.matches(&HeaderValue::from_static("\"v8\"")));
+        let any = IfNoneMatch(vec![HeaderValue::from_static("*")]);
+        assert!(any.matches(&HeaderValue::from_static("\"v8\"")));
+        assert!(!IfNoneMatch(Vec::new()).matches(&HeaderValue::from_static("\"v8\"")));
     }
 }

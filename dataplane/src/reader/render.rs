@@ -1,0 +1,297 @@
+//! Answers rendered once per version, served many times.
+//!
+//! Everything in an answer that depends only on the data — the body with the
+//! payloads spliced in, the ETag, `Last-Modified` — is rendered the first
+//! time a version is served and then kept: for one value in the envelope's
+//! memo (so it lives and dies with that version in L1), for composite
+//! answers in a small bounded cache keyed by their parts and versions. A
+//! request adds only what truly changes per request: which tier answered,
+//! the data's age and whether it is stale, written as the last few dozen
+//! bytes of the body. The body leaves as two shared buffers, never copied,
+//! which is what makes an L1 hit cost about what a static response costs.
+
+use super::respond::{Served, StaleReason, X_CACHE, X_DATA_AGE_MS, X_DATA_STALE};
+use crate::cache::envelope;
+use crate::metrics::Tier;
+use axum::body::Body;
+use axum::http::header::{AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, LAST_MODIFIED};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+/// The per-version part of an answer.
+pub struct Rendered {
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    /// Of the oldest part: what age and staleness are measured from.
+    produced_at_ms: i64,
+    /// `{"data":…,"meta":{"etag":"…","produced_at":"…",` — the per-request
+    /// fields follow.
+    head: Bytes,
+}
+
+impl Rendered {
+    /// Renders what `served` holds.
+    pub fn of(served: &Served) -> Self {
+        let etag = served.etag();
+        let produced_at_ms = served.produced_at_ms();
+        let produced_at = rfc3339(produced_at_ms);
+        let data = served.data();
+        let tag = etag.trim_matches('"');
+        let mut head = BytesMut::with_capacity(data.len() + tag.len() + produced_at.len() + 48);
+        head.put_slice(b"{\"data\":");
+        head.put_slice(&data);
+        head.put_slice(b",\"meta\":{\"etag\":\"");
+        head.put_slice(tag.as_bytes());
+        head.put_slice(b"\",\"produced_at\":\"");
+        head.put_slice(produced_at.as_bytes());
+        head.put_slice(b"\",");
+        Rendered {
+            etag: header(&etag),
+            last_modified: header(&httpdate::fmt_http_date(envelope::produced_at(
+                produced_at_ms,
+            ))),
+            produced_at_ms,
+            head: head.freeze(),
+        }
+    }
+
+    /// When the oldest part was produced.
+    pub fn produced_at(&self) -> SystemTime {
+        envelope::produced_at(self.produced_at_ms)
+    }
+
+    pub fn etag(&self) -> &HeaderValue {
+        &self.etag
+    }
+
+    /// Bytes held, for the composite cache's size bound.
+    fn weight(&self) -> u32 {
+        u32::try_from(self.head.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The 200 (or, when `not_modified`, 304) answer for one request.
+    pub fn respond(
+        &self,
+        tier: Tier,
+        not_modified: bool,
+        stale: Option<StaleReason>,
+        now: SystemTime,
+    ) -> Response {
+        let age = envelope::age(self.produced_at(), now);
+        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let mut response = if not_modified {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            Response::new(Body::new(Spliced {
+                head: Some(self.head.clone()),
+                tail: Some(tail(tier, age_ms, stale)),
+            }))
+        };
+        self.set_headers(response.headers_mut(), tier, age, age_ms, stale);
+        if !not_modified {
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        response
+    }
+
+    fn set_headers(
+        &self,
+        headers: &mut HeaderMap,
+        tier: Tier,
+        age: Duration,
+        age_ms: u64,
+        stale: Option<StaleReason>,
+    ) {
+        headers.reserve(9);
+        headers.insert(X_CACHE, HeaderValue::from_static(tier.as_str()));
+        headers.insert(ETAG, self.etag.clone());
+        headers.insert(LAST_MODIFIED, self.last_modified.clone());
+        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        headers.insert(X_DATA_AGE_MS, HeaderValue::from(age_ms));
+        headers.insert(
+            X_DATA_STALE,
+            HeaderValue::from_static(if stale.is_some() { "true" } else { "false" }),
+        );
+        // Clients may keep the body but must revalidate: the ETag makes that cheap.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+}
+
+/// The per-request end of the body:
+/// `"tier":"L1","age_ms":12,"stale":false,"stale_reason":null}}`.
+fn tail(tier: Tier, age_ms: u64, stale: Option<StaleReason>) -> Bytes {
+    let mut out = BytesMut::with_capacity(80);
+    out.put_slice(b"\"tier\":\"");
+    out.put_slice(tier.as_str().as_bytes());
+    out.put_slice(b"\",\"age_ms\":");
+    out.put_slice(itoa::Buffer::new().format(age_ms).as_bytes());
+    match stale {
+        None => out.put_slice(b",\"stale\":false,\"stale_reason\":null}}"),
+        Some(reason) => {
+            out.put_slice(b",\"stale\":true,\"stale_reason\":\"");
+            out.put_slice(reason.as_str().as_bytes());
+            out.put_slice(b"\"}}");
+        }
+    }
+    out.freeze()
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn header(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A body of two shared buffers with an exact length (so it is sent with
+/// `Content-Length`, like any static answer).
+struct Spliced {
+    head: Option<Bytes>,
+    tail: Option<Bytes>,
+}
+
+impl http_body::Body for Spliced {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.head.take().or_else(|| self.tail.take());
+        Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let len = [&self.head, &self.tail]
+            .into_iter()
+            .flatten()
+            .map(|b| b.len() as u64)
+            .sum();
+        http_body::SizeHint::with_exact(len)
+    }
+}
+
+/// Rendered composite answers (the dashboard, ticker lists), keyed by what
+/// they are made of: which keys, under which names, at which versions. A
+/// new version of any part is a new key, so an entry never goes stale; old
+/// ones age out of the size bound.
+#[derive(Clone)]
+pub struct Composites(moka::sync::Cache<u128, Arc<Rendered>>);
+
+impl Composites {
+    pub fn new(max_bytes: u64) -> Self {
+        Composites(
+            moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_, r: &Arc<Rendered>| r.weight())
+                .build(),
+        )
+    }
+
+    /// The rendered answer for `served`, rendered now if not kept yet.
+    pub fn get(&self, served: &Served) -> Arc<Rendered> {
+        self.0
+            .get_with(served.identity(), || Arc::new(Rendered::of(served)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Lookup;
+    use crate::cache::envelope::Envelope;
+    use http_body_util::BodyExt;
+    use std::time::UNIX_EPOCH;
+
+    fn served(version: u64) -> Served {
+        Served::single(Lookup {
+            env: Arc::new(Envelope::new(
+                version,
+                1_000,
+                Bytes::from_static(b"{\"x\":1.50}"),
+            )),
+            tier: Tier::L1,
+        })
+    }
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).expect("the spliced body is one JSON document")
+    }
+
+    #[tokio::test]
+    async fn per_request_fields_complete_the_rendered_body() {
+        let rendered = Rendered::of(&served(7));
+        let now = UNIX_EPOCH + Duration::from_millis(3_500);
+        let fresh = rendered.respond(Tier::L2, false, None, now);
+        assert_eq!(fresh.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(fresh.headers()[X_CACHE], "L2");
+        assert_eq!(fresh.headers()[AGE], "2");
+        assert_eq!(fresh.headers()[X_DATA_AGE_MS], "2500");
+        // An exact size makes hyper send Content-Length, as for a static body.
+        let exact = http_body::Body::size_hint(fresh.body()).exact();
+        let bytes = fresh.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(exact, Some(bytes.len() as u64));
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).expect("the spliced body is one JSON document");
+        assert_eq!(body["data"]["x"], 1.5);
+        assert_eq!(body["meta"]["etag"], "v7");
+        assert_eq!(body["meta"]["tier"], "L2");
+        assert_eq!(body["meta"]["age_ms"], 2500);
+        assert_eq!(body["meta"]["stale"], false);
+        assert!(body["meta"]["stale_reason"].is_null());
+        assert_eq!(body["meta"]["produced_at"], "1970-01-01T00:00:01Z");
+
+        let stale = rendered.respond(Tier::L1, false, Some(StaleReason::NotSynced), now);
+        assert_eq!(stale.headers()[X_DATA_STALE], "true");
+        let body = body_of(stale).await;
+        assert_eq!(body["meta"]["stale"], true);
+        assert_eq!(body["meta"]["stale_reason"], "not_synced");
+    }
+
+    #[tokio::test]
+    async fn not_modified_has_the_headers_and_no_body() {
+        let rendered = Rendered::of(&served(9));
+        let response = rendered.respond(Tier::L1, true, None, UNIX_EPOCH);
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(response.headers()[ETAG], "\"v9\"");
+        assert!(response.headers().get(CONTENT_TYPE).is_none());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(bytes.is_empty());
+    }
+
+    #[test]
+    fn composites_are_reused_per_version_set_and_renewed_on_a_new_version() {
+        let composites = Composites::new(1 << 20);
+        let a = composites.get(&served(1));
+        let again = composites.get(&served(1));
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "same parts and versions: same rendering"
+        );
+        let newer = composites.get(&served(2));
+        assert!(!Arc::ptr_eq(&a, &newer));
+        assert_eq!(newer.etag(), "\"v2\"");
+    }
+}
