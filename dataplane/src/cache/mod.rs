@@ -129,6 +129,13 @@ impl TieredCache {
         if let Some(found) = self.l1_get(logical).await {
             return Ok(found);
         }
+        // Boxed: the lower tiers' futures are kilobytes; inline, they would
+        // make every request's future that large to build and move, L1 hits
+        // included.
+        Box::pin(self.get_below_l1(logical)).await
+    }
+
+    async fn get_below_l1(&self, logical: &str) -> Result<Lookup, Miss> {
         let first = self.load(logical).await?;
         if first.env.version >= self.floor(logical) {
             return Ok(first);
@@ -388,4 +395,27 @@ impl TieredCache {
 
 fn elapsed(started: Instant) -> f64 {
     started.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_lookup_future_stays_small() {
+        let keys = Keys::new("t:");
+        let cache = TieredCache::new(
+            keys.clone(),
+            l1::build(1 << 20, Duration::from_secs(30)),
+            None,
+            Arc::new(L3::Memory(l3::memory::MemoryStore::new(keys, 16))),
+            (3, Duration::from_secs(1)),
+            Arc::new(Metrics::new()),
+        );
+        // Every request builds and moves this future; the lower tiers' ones
+        // (about 14 KiB when they were inline) are boxed behind an L1 miss.
+        let size = std::mem::size_of_val(&cache.get("k"));
+        assert!(size <= 2048, "TieredCache::get's future is {size} bytes");
+    }
 }
