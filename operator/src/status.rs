@@ -394,6 +394,44 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_primary_is_named_by_its_pod_and_kept_while_unanswered() {
+        use crate::primary::Primary;
+        let cb: CacheBridge = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge",
+            "metadata": {"name": "quotes", "namespace": "prod", "uid": "u-1"},
+            "spec": {"redis": {"managed": {"replicas": 2}}},
+        }))
+        .unwrap();
+        let b = crate::validate::validate(&cb).unwrap();
+        let pod0 = Some("redis://quotes-redis-0.quotes-redis.prod.svc:6379".to_string());
+        assert_eq!(
+            observed_primary(&b, None, &Observation::NotAsked),
+            (pod0.clone(), None),
+            "before any answer: the first primary, unnamed"
+        );
+        let found = Observation::Found(Primary {
+            host: "quotes-redis-1.quotes-redis.prod.svc".into(),
+            port: 6379,
+        });
+        let (url, name) = observed_primary(&b, None, &found);
+        assert_eq!(name.as_deref(), Some("quotes-redis-1"));
+        assert_eq!(
+            url.as_deref(),
+            Some("redis://quotes-redis-1.quotes-redis.prod.svc:6379")
+        );
+        let old = CacheBridgeStatus {
+            endpoints: Endpoints {
+                redis: url.clone(),
+                ..Default::default()
+            },
+            redis_primary: name.clone(),
+            ..Default::default()
+        };
+        let unanswered = Observation::Unanswered("no Sentinel answered".into());
+        assert_eq!(observed_primary(&b, Some(&old), &unanswered), (url, name));
+    }
+
+    #[test]
     fn transition_time_moves_only_when_the_status_flips() {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();

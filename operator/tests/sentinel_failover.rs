@@ -5,9 +5,14 @@
 //! old primary restarted at once (empty, before Sentinel noticed) waits for
 //! the failover and rejoins as a replica instead of wiping the data.
 //!
+//! Also: a bridge on an external Redis given by Sentinel servers reports the
+//! primary a real Sentinel names, and keeps it when the Sentinel is gone.
+//!
 //! Each "pod" gets its own loopback address (127.0.0.x, all on one port),
 //! standing in for the stable per-pod DNS names of a cluster; besides that
 //! the scripts only have their paths and the service names pointed here.
+
+mod common;
 
 use cachebridge_operator::build::{self, Settings};
 use cachebridge_operator::primary::{self, Primary, SentinelTarget};
@@ -367,4 +372,131 @@ async fn sentinels_fail_over_and_a_restarted_primary_rejoins_as_a_replica() {
         },
     )
     .await;
+}
+
+/// A `redis-sentinel` watching `primary_port` on 127.0.0.1 (quorum 1),
+/// asking clients for `password`; killed on drop.
+struct LocalSentinel {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalSentinel {
+    fn start(primary_port: u16, primary_password: &str, password: &str) -> LocalSentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = cachebridge_testkit::free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nrequirepass {password}\n\
+                 sentinel monitor mymaster 127.0.0.1 {primary_port} 1\n\
+                 sentinel auth-pass mymaster {primary_password}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-sentinel")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel (Debian package redis-sentinel)");
+        LocalSentinel {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for LocalSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn secret(name: &str, password: &str) -> serde_json::Value {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    serde_json::to_value(Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(common::NS.into()),
+            ..Default::default()
+        },
+        data: Some([("password".to_string(), ByteString(password.into()))].into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_external_redis_by_sentinel_reports_the_primary_the_sentinel_names() {
+    use common::*;
+    let redis = RedisServer::redis_with_password(ADMIN_PASSWORD);
+    let mut sentinel = LocalSentinel::start(redis.port, ADMIN_PASSWORD, USER_PASSWORD);
+    let spec = json!({"redis": {"external": {
+        "sentinel": {"servers": [format!("127.0.0.1:{}", sentinel.port)], "masterName": "mymaster",
+                     "passwordSecret": {"name": "sentinel-creds"}},
+        "passwordSecret": {"name": "redis-creds"}}}});
+    let h = harness_with_stats(vec![
+        bridge("quotes", spec),
+        secret("redis-creds", ADMIN_PASSWORD),
+        secret("sentinel-creds", USER_PASSWORD),
+    ])
+    .await;
+    // The Sentinel is another process: reconcile until it answers.
+    let status = eventually("the status to name the primary", PATIENCE, || async {
+        h.reconcile("quotes").await.ok()?;
+        h.get("quotes")
+            .await
+            .status
+            .filter(|s| s.redis_primary.is_some())
+    })
+    .await;
+    let primary = format!("127.0.0.1:{}", redis.port);
+    assert_eq!(status.redis_primary.as_deref(), Some(primary.as_str()));
+    assert_eq!(
+        status.endpoints.redis.as_deref(),
+        Some(format!("redis://{primary}").as_str())
+    );
+    let endpoints = status.endpoints.sentinel.as_ref().unwrap();
+    assert_eq!(endpoints.master_name, "mymaster");
+    assert_eq!(endpoints.servers, [format!("127.0.0.1:{}", sentinel.port)]);
+    assert_eq!(
+        endpoints.password_secret.as_ref().unwrap().name,
+        "sentinel-creds"
+    );
+    assert_eq!(status.password_secret.as_ref().unwrap().name, "redis-creds");
+    assert!(
+        h.stateful_set("quotes-sentinel").await.is_none(),
+        "no managed Sentinels"
+    );
+    // The dataplane may read both Secrets, and nothing else.
+    let role = kube::Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(h.client.clone(), NS)
+        .get("quotes-dataplane")
+        .await
+        .unwrap();
+    assert_eq!(
+        role.rules.unwrap()[1].resource_names.as_deref(),
+        Some(&["redis-creds".to_string(), "sentinel-creds".to_string()][..])
+    );
+
+    // The Sentinel goes away: the status keeps the primary last observed.
+    let _ = sentinel.child.kill();
+    let _ = sentinel.child.wait();
+    h.writes.take();
+    h.reconcile("quotes").await.unwrap();
+    let kept = h.get("quotes").await.status.unwrap();
+    assert_eq!(kept.redis_primary.as_deref(), Some(primary.as_str()));
+    assert_eq!(kept.endpoints.redis, status.endpoints.redis);
+    assert!(
+        h.writes
+            .take()
+            .iter()
+            .all(|w| !w.starts_with("patch-status")),
+        "nothing new to report"
+    );
 }
