@@ -8,6 +8,7 @@ use crate::build::{self, Settings, labels};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::metrics::Metrics;
+use crate::primary;
 use crate::stats;
 use crate::status;
 use crate::validate::{self, Bridge};
@@ -49,6 +50,9 @@ pub struct Context {
     pub backoff: Backoff,
     /// Read cache figures from Redis (off in tests that have no Redis).
     pub read_stats: bool,
+    /// Ask the Sentinels of bridges that have some for the primary (off in
+    /// tests that have no Sentinel, and where the operator cannot reach them).
+    pub observe_primary: bool,
 }
 
 impl Context {
@@ -64,6 +68,7 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             read_stats: true,
+            observe_primary: true,
         }
     }
 }
@@ -100,9 +105,12 @@ async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
     ctx.metrics.record_writes("updated", applied.updated.len());
     ctx.metrics.record_writes("deleted", applied.deleted.len());
 
-    let mut status = status::compute(&bridge, &applied, old, None, now);
+    let observed = observe_primary(ctx, &bridge).await;
+    let mut status = status::compute(&bridge, &applied, old, None, &observed, now);
     if ctx.read_stats && status.is_true(READY) && stats::due(old, now) {
-        status.cache = refresh_figures(ctx, &bridge, now).await.or(status.cache);
+        status.cache = refresh_figures(ctx, &bridge, &status, now)
+            .await
+            .or(status.cache);
     }
     record_status(ctx, &api, cb, old, &status, Some(&applied)).await?;
     Ok(Action::requeue(if status.is_true(READY) {
@@ -128,10 +136,34 @@ async fn record_status(
     Ok(())
 }
 
+/// The primary as the bridge's Sentinels name it now (when it has some and
+/// the operator may talk to them); a failure is logged and counted.
+async fn observe_primary(ctx: &Context, b: &Bridge) -> primary::Observation {
+    if !ctx.observe_primary {
+        return primary::Observation::NotAsked;
+    }
+    let observed = primary::observe(&ctx.client, b).await;
+    if let primary::Observation::Unanswered(why) = &observed {
+        ctx.metrics.record_error(&Error::Sentinel(why.clone()));
+        tracing::warn!(bridge = %b.name, namespace = %b.namespace, error = %why, "Redis primary not observed");
+    }
+    observed
+}
+
 /// Fresh figures, or `None` (logged) when Redis cannot be read this time.
-async fn refresh_figures(ctx: &Context, b: &Bridge, now: Timestamp) -> Option<CacheFigures> {
+/// They are read from the primary as last observed.
+async fn refresh_figures(
+    ctx: &Context,
+    b: &Bridge,
+    status: &CacheBridgeStatus,
+    now: Timestamp,
+) -> Option<CacheFigures> {
     let read = async {
-        let target = stats::target(&ctx.client, b).await?;
+        let url =
+            status.endpoints.redis.clone().ok_or_else(|| {
+                Error::Stats("no Sentinel has named the Redis primary yet".into())
+            })?;
+        let target = stats::target(&ctx.client, b, url).await?;
         stats::read_reports(&target, &b.key_prefix).await
     };
     match read.await {
@@ -236,6 +268,8 @@ pub async fn run(
     let controller = owns::<ConfigMap>(controller, &scope, &client, &owned);
     let controller = owns::<NetworkPolicy>(controller, &scope, &client, &owned);
     let controller = owns::<PodDisruptionBudget>(controller, &scope, &client, &owned);
+    // Pods are not watched: a failover shows in the StatefulSets' ready
+    // counts (the old primary goes and comes back), which trigger a reconcile.
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

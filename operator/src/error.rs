@@ -31,6 +31,9 @@ pub enum Error {
     /// Reading cache figures from Redis failed (never fails a reconcile on its own).
     #[error("reading cache figures from Redis: {0}")]
     Stats(String),
+    /// Asking the Sentinels for the primary failed (never fails a reconcile on its own).
+    #[error("asking Sentinel for the Redis primary: {0}")]
+    Sentinel(String),
 }
 
 impl Error {
@@ -45,6 +48,7 @@ impl Error {
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::ForeignSecret { .. } => "foreign_secret",
             Error::Stats(_) => "stats",
+            Error::Sentinel(_) => "sentinel",
         }
     }
 }

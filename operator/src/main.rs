@@ -71,7 +71,8 @@ struct RunArgs {
     /// Run without leader election (a single replica, or local development).
     #[arg(long)]
     no_leader_election: bool,
-    /// Do not read cache figures from Redis (when the operator cannot reach the bridges' Redis).
+    /// Do not talk to the bridges' Redis and Sentinels (when the operator cannot
+    /// reach them): no cache figures, and no Redis primary observed through Sentinel.
     #[arg(long)]
     no_stats: bool,
     /// Install or upgrade the CRD at start (server-side apply; needs RBAC on CRDs).
@@ -170,6 +171,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let mut context = Context::new(client.clone(), settings, Arc::clone(&metrics));
     context.read_stats = !args.no_stats;
+    context.observe_primary = !args.no_stats;
     let ctx = Arc::new(context);
     let shutdown = shutdown_signal();
     tracing::info!(scope = ?scope, "cachebridge-operator starting");

@@ -11,12 +11,11 @@
 
 use crate::build::{self, config};
 use crate::error::{Error, Result};
+use crate::secrets;
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::{CacheBridgeStatus, CacheFigures};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::Api;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -108,19 +107,15 @@ pub fn format_age(seconds: f64) -> String {
     }
 }
 
-/// The bridge's Redis, its ACL user and the password from its Secret.
-pub async fn target(client: &Client, b: &Bridge) -> Result<RedisTarget> {
+/// The bridge's Redis at `url` (the primary as last observed), its ACL
+/// user and the password from its Secret.
+pub async fn target(client: &Client, b: &Bridge, url: String) -> Result<RedisTarget> {
     let (secret, key) = build::password_secret(b);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &b.namespace);
-    let password = secrets
-        .get_opt(&secret)
+    let password = secrets::read_key(client, &b.namespace, &secret, &key)
         .await?
-        .and_then(|s| s.data)
-        .and_then(|mut d| d.remove(&key))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
         .ok_or_else(|| Error::Stats(format!("Secret {secret} has no key {key:?}")))?;
     Ok(RedisTarget {
-        url: config::redis_url(b),
+        url,
         username: config::redis_username(b),
         password: Some(password),
     })
@@ -180,13 +175,27 @@ async fn scan_reports(target: &RedisTarget, key_prefix: &str) -> Result<Vec<Read
 }
 
 fn open(target: &RedisTarget) -> redis::RedisResult<redis::Client> {
+    client(
+        &target.url,
+        target.username.as_deref(),
+        target.password.as_deref(),
+    )
+}
+
+/// A client for `url` with credentials set apart from the URL (a password
+/// never has to be escaped into, or logged with, a URL).
+pub fn client(
+    url: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::Client> {
     use redis::IntoConnectionInfo;
-    let info = target.url.as_str().into_connection_info()?;
+    let info = url.into_connection_info()?;
     let mut settings = info.redis_settings().clone();
-    if let Some(user) = &target.username {
+    if let Some(user) = username {
         settings = settings.set_username(user);
     }
-    if let Some(password) = &target.password {
+    if let Some(password) = password {
         settings = settings.set_password(password);
     }
     redis::Client::open(info.set_redis_settings(settings))

@@ -2,7 +2,8 @@
 //!
 //! Conditions come only from what `apply` saw of the children (their
 //! reported ready replicas and observed generation), never from what was
-//! merely asked for. [`compute`] is pure; [`write_if_changed`] patches the
+//! merely asked for. The Redis primary of a bridge with Sentinel is what the
+//! Sentinels last said (see `primary`). [`compute`] is pure; [`write_if_changed`] patches the
 //! status subresource only when the result differs from what is stored,
 //! and keeps `lastTransitionTime` unless a condition's status really flips.
 //! `observedGeneration` says which spec the conditions describe, so
@@ -12,6 +13,7 @@ use crate::FIELD_MANAGER;
 use crate::apply::Applied;
 use crate::build::{self, config, names};
 use crate::error::Result;
+use crate::primary::Observation;
 use crate::validate::{Bridge, InvalidSpec, MemcachedPlan, RedisPlan};
 use cachebridge_api::v1alpha1::condition::{
     MEMCACHED_READY, READER_READY, READY, REDIS_READY, WRITER_READY,
@@ -51,12 +53,14 @@ impl Verdict {
     }
 }
 
-/// The status of a bridge that was applied: conditions from the live children.
+/// The status of a bridge that was applied: conditions from the live
+/// children, the primary from what the Sentinels said (if asked).
 pub fn compute(
     b: &Bridge,
     applied: &Applied,
     old: Option<&CacheBridgeStatus>,
     cache: Option<CacheFigures>,
+    primary: &Observation,
     now: Timestamp,
 ) -> CacheBridgeStatus {
     let redis = redis_verdict(b, applied);
@@ -78,16 +82,22 @@ pub fn compute(
         (READER_READY, reader),
     ];
     let (secret, key) = build::password_secret(b);
+    let sentinel = config::sentinel_endpoints(b);
+    let (redis_url, redis_primary) = match sentinel {
+        Some(_) => observed_primary(b, old, primary),
+        None => (config::redis_url(b), None),
+    };
     CacheBridgeStatus {
         observed_generation: b.generation,
         conditions: conditions(&verdicts, old, b.generation, now),
         endpoints: Endpoints {
-            redis: Some(config::redis_url(b)),
+            redis: redis_url,
             memcached: config::memcached_servers(b),
             reader: Some(names::reader_url(b)),
-            sentinel: None,
+            sentinel,
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
+        redis_primary,
         redis_username: config::redis_username(b),
         key_prefix: b.key_prefix.clone(),
         readers: format!(
@@ -129,18 +139,68 @@ pub fn invalid(
     }
 }
 
+/// With Sentinel: `endpoints.redis` and `redisPrimary` as the Sentinels
+/// answered now; when they did not, as last observed (a managed Redis
+/// starts out with pod 0, its first primary).
+fn observed_primary(
+    b: &Bridge,
+    old: Option<&CacheBridgeStatus>,
+    primary: &Observation,
+) -> (Option<String>, Option<String>) {
+    if let Observation::Found(p) = primary {
+        let name = match &b.redis {
+            // `NAME-redis-1.NAME-redis.NS.svc` names pod `NAME-redis-1`.
+            RedisPlan::Managed(_) => p.host.split('.').next().unwrap_or(&p.host).to_string(),
+            RedisPlan::External(_) => format!("{}:{}", p.host, p.port),
+        };
+        return (Some(p.url()), Some(name));
+    }
+    match old.filter(|o| o.redis_primary.is_some()) {
+        Some(o) => (o.endpoints.redis.clone(), o.redis_primary.clone()),
+        None => (config::redis_url(b), None),
+    }
+}
+
 fn redis_verdict(b: &Bridge, applied: &Applied) -> Verdict {
     match &b.redis {
         RedisPlan::Managed(m) => {
-            stateful_set_verdict(applied.stateful_sets.get(&names::redis(b)), m.replicas)
+            let redis =
+                stateful_set_verdict(applied.stateful_sets.get(&names::redis(b)), m.replicas);
+            if !redis.is_true() || b.failover.is_none() {
+                return redis;
+            }
+            let sentinels = stateful_set_verdict(
+                applied.stateful_sets.get(&names::sentinel(b)),
+                names::SENTINEL_REPLICAS,
+            );
+            if sentinels.is_true() {
+                Verdict::new(
+                    TRUE,
+                    "Ready",
+                    format!("{}; Sentinels: {}", redis.message, sentinels.message),
+                )
+            } else {
+                Verdict::new(
+                    FALSE,
+                    "SentinelNotReady",
+                    format!("Sentinels: {}", sentinels.message),
+                )
+            }
         }
         RedisPlan::External(e) => Verdict::new(
             TRUE,
             "External",
-            format!(
-                "using the external Redis {} (its health is the readers' to report)",
-                e.url
-            ),
+            match (&e.url, &e.sentinel) {
+                (Some(url), _) => {
+                    format!("using the external Redis {url} (its health is the readers' to report)")
+                }
+                (None, Some(s)) => format!(
+                    "using the external Redis {:?} through {} Sentinel(s) (its health is the readers' to report)",
+                    s.master_name,
+                    s.servers.len()
+                ),
+                (None, None) => "using an external Redis".to_string(),
+            },
         ),
     }
 }
@@ -331,6 +391,44 @@ mod tests {
         // All pods ready, but of the previous template: not ready yet.
         let stale = workload_verdict(Some(3), Some(2), 3, 3);
         assert_eq!(stale.reason, "RolloutPending");
+    }
+
+    #[test]
+    fn a_managed_primary_is_named_by_its_pod_and_kept_while_unanswered() {
+        use crate::primary::Primary;
+        let cb: CacheBridge = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge",
+            "metadata": {"name": "quotes", "namespace": "prod", "uid": "u-1"},
+            "spec": {"redis": {"managed": {"replicas": 2}}},
+        }))
+        .unwrap();
+        let b = crate::validate::validate(&cb).unwrap();
+        let pod0 = Some("redis://quotes-redis-0.quotes-redis.prod.svc:6379".to_string());
+        assert_eq!(
+            observed_primary(&b, None, &Observation::NotAsked),
+            (pod0.clone(), None),
+            "before any answer: the first primary, unnamed"
+        );
+        let found = Observation::Found(Primary {
+            host: "quotes-redis-1.quotes-redis.prod.svc".into(),
+            port: 6379,
+        });
+        let (url, name) = observed_primary(&b, None, &found);
+        assert_eq!(name.as_deref(), Some("quotes-redis-1"));
+        assert_eq!(
+            url.as_deref(),
+            Some("redis://quotes-redis-1.quotes-redis.prod.svc:6379")
+        );
+        let old = CacheBridgeStatus {
+            endpoints: Endpoints {
+                redis: url.clone(),
+                ..Default::default()
+            },
+            redis_primary: name.clone(),
+            ..Default::default()
+        };
+        let unanswered = Observation::Unanswered("no Sentinel answered".into());
+        assert_eq!(observed_primary(&b, Some(&old), &unanswered), (url, name));
     }
 
     #[test]

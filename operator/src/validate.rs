@@ -7,7 +7,7 @@
 use crate::schema_check;
 use cachebridge_api::v1alpha1::{
     CacheBridge, CacheSpec, ExternalMemcached, ExternalRedis, ManagedMemcached, ManagedRedis,
-    ReaderSpec, WriterSpec,
+    ReaderSpec, Resources, WriterSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -24,6 +24,8 @@ pub struct Bridge {
     /// The effective key prefix (the spec's or `cb:{namespace}:{name}:`).
     pub key_prefix: String,
     pub redis: RedisPlan,
+    /// Set when the managed Redis has replicas: Sentinels fail it over.
+    pub failover: Option<Failover>,
     pub memcached: MemcachedPlan,
     pub cache: CacheTimes,
     pub writer: WriterSpec,
@@ -36,6 +38,14 @@ pub struct Bridge {
 pub enum RedisPlan {
     Managed(ManagedRedis),
     External(ExternalRedis),
+}
+
+/// Automatic failover of a managed Redis, with its durations parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    pub down_after: Duration,
+    pub failover_timeout: Duration,
+    pub resources: Resources,
 }
 
 /// Memcached: run by us, or somebody else's.
@@ -90,6 +100,7 @@ pub fn validate(cb: &CacheBridge) -> Result<Bridge, InvalidSpec> {
     let bridge = Bridge {
         key_prefix: cb.key_prefix(),
         redis: redis_plan(spec)?,
+        failover: failover(spec)?,
         memcached: memcached_plan(spec)?,
         cache: cache_times(&spec.cache)?,
         publish_interval: duration("spec.writer.publishInterval", &spec.writer.publish_interval)?,
@@ -139,6 +150,25 @@ fn redis_plan(spec: &cachebridge_api::CacheBridgeSpec) -> Result<RedisPlan, Inva
             "spec.redis: set exactly one of redis.managed and redis.external",
         )),
     }
+}
+
+/// Two or more managed Redis pods fail over; one cannot (there is nothing to promote).
+fn failover(spec: &cachebridge_api::CacheBridgeSpec) -> Result<Option<Failover>, InvalidSpec> {
+    let Some(managed) = spec.redis.managed.as_ref().filter(|m| m.replicas >= 2) else {
+        return Ok(None);
+    };
+    let sentinel = &managed.sentinel;
+    Ok(Some(Failover {
+        down_after: duration(
+            "spec.redis.managed.sentinel.downAfter",
+            &sentinel.down_after,
+        )?,
+        failover_timeout: duration(
+            "spec.redis.managed.sentinel.failoverTimeout",
+            &sentinel.failover_timeout,
+        )?,
+        resources: sentinel.resources.clone(),
+    }))
 }
 
 fn memcached_plan(spec: &cachebridge_api::CacheBridgeSpec) -> Result<MemcachedPlan, InvalidSpec> {
@@ -226,6 +256,46 @@ mod tests {
                 .contains("set exactly one of redis.managed and redis.external"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn two_or_more_managed_redis_pods_fail_over_one_does_not() {
+        let single = validate(&bridge(serde_json::json!({}))).unwrap();
+        assert_eq!(single.failover, None);
+        let ha = validate(&bridge(serde_json::json!({"redis": {"managed": {
+            "replicas": 3,
+            "sentinel": {"downAfter": "2s500ms", "failoverTimeout": "1m"}
+        }}})))
+        .unwrap();
+        let failover = ha.failover.expect("replicas 3 fail over");
+        assert_eq!(failover.down_after, Duration::from_millis(2500));
+        assert_eq!(failover.failover_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_external_redis_takes_a_url_or_sentinels_not_both() {
+        let sentinel =
+            serde_json::json!({"servers": ["s-0.redis:26379"], "masterName": "mymaster"});
+        let by_sentinel = bridge(serde_json::json!({"redis": {"external": {
+            "sentinel": sentinel, "passwordSecret": {"name": "s"}
+        }}}));
+        let b = validate(&by_sentinel).expect("sentinels instead of a URL");
+        assert!(matches!(&b.redis, RedisPlan::External(e) if e.url.is_none()));
+        assert_eq!(
+            b.failover, None,
+            "failover of an external Redis is not ours to run"
+        );
+        let both = bridge(serde_json::json!({"redis": {"external": {
+            "url": "redis://r:6379", "sentinel": sentinel, "passwordSecret": {"name": "s"}
+        }}}));
+        let err = validate(&both).unwrap_err().to_string();
+        assert!(
+            err.contains("set exactly one of redis.external.url and redis.external.sentinel"),
+            "{err}"
+        );
+        let neither =
+            bridge(serde_json::json!({"redis": {"external": {"passwordSecret": {"name": "s"}}}}));
+        assert!(validate(&neither).is_err());
     }
 
     #[test]

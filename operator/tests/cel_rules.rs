@@ -19,6 +19,12 @@ fn external_redis() -> Value {
     json!({"url": "redis://r.shared.svc:6379", "passwordSecret": {"name": "creds"}})
 }
 
+fn external_sentinel(sentinel: Value) -> Value {
+    bridge(
+        json!({"redis": {"external": {"sentinel": sentinel, "passwordSecret": {"name": "creds"}}}}),
+    )
+}
+
 #[test]
 fn valid_resources_pass() {
     let full: Value = serde_yaml::from_str(include_str!("../../examples/full.yaml")).unwrap();
@@ -32,6 +38,22 @@ fn valid_resources_pass() {
         (
             "external redis",
             bridge(json!({"redis": {"external": external_redis()}})),
+        ),
+        (
+            "external redis by sentinel",
+            external_sentinel(
+                json!({"servers": ["s-0.redis:26379", "10.0.0.8:26379"], "masterName": "mymaster", "passwordSecret": {"name": "sentinel-creds"}}),
+            ),
+        ),
+        (
+            "external sentinel without a password",
+            external_sentinel(json!({"servers": ["s:26379"], "masterName": "m"})),
+        ),
+        (
+            "replicated redis with sentinel settings",
+            bridge(
+                json!({"redis": {"managed": {"replicas": 3, "sentinel": {"downAfter": "1s", "failoverTimeout": "10s", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}}}}),
+            ),
         ),
         (
             "external memcached",
@@ -111,6 +133,64 @@ fn invalid_resources_fail_with_a_message_naming_the_problem() {
             "external redis without secret",
             bridge(json!({"redis": {"external": {"url": "redis://r:6379"}}})),
             "spec.redis.external.passwordSecret: is required",
+        ),
+        (
+            "external redis with url and sentinel",
+            bridge(
+                json!({"redis": {"external": {"url": "redis://r:6379", "sentinel": {"servers": ["s:26379"], "masterName": "m"}, "passwordSecret": {"name": "s"}}}}),
+            ),
+            "set exactly one of redis.external.url and redis.external.sentinel",
+        ),
+        (
+            "external redis with neither url nor sentinel",
+            bridge(json!({"redis": {"external": {"passwordSecret": {"name": "s"}}}})),
+            "set exactly one of redis.external.url and redis.external.sentinel",
+        ),
+        (
+            "sentinel server without port",
+            external_sentinel(json!({"servers": ["s-0.redis"], "masterName": "m"})),
+            "every redis.external.sentinel.servers entry must be HOST:PORT",
+        ),
+        (
+            "no sentinel servers",
+            external_sentinel(json!({"servers": [], "masterName": "m"})),
+            "spec.redis.external.sentinel.servers: must have at least 1 items",
+        ),
+        (
+            "empty master name",
+            external_sentinel(json!({"servers": ["s:26379"], "masterName": ""})),
+            "spec.redis.external.sentinel.masterName",
+        ),
+        (
+            "master name with a space",
+            external_sentinel(json!({"servers": ["s:26379"], "masterName": "my master"})),
+            "spec.redis.external.sentinel.masterName: \"my master\" must match",
+        ),
+        (
+            "sentinel without master name",
+            external_sentinel(json!({"servers": ["s:26379"]})),
+            "spec.redis.external.sentinel.masterName: is required",
+        ),
+        (
+            "sentinel down-after too short",
+            bridge(
+                json!({"redis": {"managed": {"replicas": 2, "sentinel": {"downAfter": "500ms"}}}}),
+            ),
+            "redis.managed.sentinel.downAfter must be between 1s and 10m",
+        ),
+        (
+            "failover timeout not above down-after",
+            bridge(
+                json!({"redis": {"managed": {"replicas": 2, "sentinel": {"downAfter": "2m", "failoverTimeout": "1m"}}}}),
+            ),
+            "redis.managed.sentinel.failoverTimeout must be longer than downAfter",
+        ),
+        (
+            "failover timeout too short",
+            bridge(
+                json!({"redis": {"managed": {"sentinel": {"failoverTimeout": "5s", "downAfter": "1s"}}}}),
+            ),
+            "redis.managed.sentinel.failoverTimeout must be between 10s and 1h",
         ),
         (
             "memcached server without port",

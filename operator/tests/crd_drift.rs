@@ -58,6 +58,7 @@ fn the_crd_names_and_columns_are_the_public_ones() {
         [
             "Ready",
             "Redis",
+            "Primary",
             "Memcached",
             "Readers",
             "Hit ratio",

@@ -574,3 +574,126 @@ async fn switching_persistence_on_replaces_the_redis_stateful_set() {
     h.reconcile("quotes").await.unwrap();
     assert_eq!(h.writes.take(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_replicated_redis_gets_sentinels_and_loses_them_when_scaled_back_to_one() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let h = harness(vec![bridge(
+        "quotes",
+        json!({"redis": {"managed": {"replicas": 2}}}),
+    )])
+    .await;
+    h.reconcile("quotes").await.unwrap();
+
+    let sentinel = h
+        .stateful_set("quotes-sentinel")
+        .await
+        .expect("the Sentinels");
+    assert_eq!(sentinel.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(owner_uid(&sentinel), "uid-quotes");
+    let services = Api::<Service>::namespaced(h.client.clone(), NS);
+    for name in ["quotes-sentinel", "quotes-sentinel-headless"] {
+        let svc = services
+            .get_opt(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(svc.spec.unwrap().ports.unwrap()[0].port, 26379, "{name}");
+    }
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(h.client.clone(), NS);
+    for name in ["quotes-redis", "quotes-sentinel"] {
+        assert!(pdbs.get_opt(name).await.unwrap().is_some(), "PDB {name}");
+    }
+    let policy = Api::<NetworkPolicy>::namespaced(h.client.clone(), NS)
+        .get("quotes-sentinel")
+        .await
+        .unwrap();
+    let ingress = &policy.spec.unwrap().ingress.unwrap()[0];
+    assert_eq!(
+        ingress.from.as_ref().unwrap().len(),
+        5,
+        "writer, readers, Redis, Sentinels, operator"
+    );
+
+    let status = h.get("quotes").await.status.unwrap();
+    let endpoints = status
+        .endpoints
+        .sentinel
+        .as_ref()
+        .expect("status.endpoints.sentinel");
+    assert_eq!(
+        endpoints.servers,
+        [
+            "quotes-sentinel-0.quotes-sentinel-headless.prod.svc:26379",
+            "quotes-sentinel-1.quotes-sentinel-headless.prod.svc:26379",
+            "quotes-sentinel-2.quotes-sentinel-headless.prod.svc:26379"
+        ]
+    );
+    assert_eq!(endpoints.master_name, "quotes");
+    let secret = endpoints.password_secret.as_ref().unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("quotes-redis-password", "password")
+    );
+    // Nobody asked the Sentinels yet: the first primary, pod 0, and no name.
+    assert_eq!(
+        status.endpoints.redis.as_deref(),
+        Some("redis://quotes-redis-0.quotes-redis.prod.svc:6379")
+    );
+    assert_eq!(status.redis_primary, None);
+
+    // RedisReady needs the Sentinels too.
+    h.set_stateful_set_ready("quotes-redis", 2).await;
+    h.set_stateful_set_ready("quotes-sentinel", 2).await;
+    h.reconcile("quotes").await.unwrap();
+    let cb = h.get("quotes").await;
+    assert_eq!(condition(&cb, REDIS_READY), ("False", "SentinelNotReady"));
+    h.set_stateful_set_ready("quotes-sentinel", 3).await;
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(
+        condition(&h.get("quotes").await, REDIS_READY),
+        ("True", "Ready")
+    );
+    h.writes.take();
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(
+        h.writes.take(),
+        Vec::<String>::new(),
+        "steady: nothing written"
+    );
+
+    // Back to one pod: nothing to fail over to, so no Sentinel objects.
+    h.change_spec("quotes", json!({"redis": {"managed": {"replicas": 1}}}))
+        .await;
+    h.reconcile("quotes").await.unwrap();
+    assert!(h.stateful_set("quotes-sentinel").await.is_none());
+    for name in ["quotes-sentinel", "quotes-sentinel-headless"] {
+        assert!(services.get_opt(name).await.unwrap().is_none(), "{name}");
+    }
+    for name in ["quotes-redis", "quotes-sentinel"] {
+        assert!(pdbs.get_opt(name).await.unwrap().is_none(), "PDB {name}");
+    }
+    assert!(
+        Api::<NetworkPolicy>::namespaced(h.client.clone(), NS)
+            .get_opt("quotes-sentinel")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        h.stateful_set("quotes-redis").await.is_some(),
+        "Redis stays"
+    );
+    let status = h.get("quotes").await.status.unwrap();
+    assert_eq!(
+        status.endpoints.sentinel, None,
+        "clients no longer ask Sentinel"
+    );
+    // One Redis pod ready is enough now: no Sentinel is waited for.
+    h.set_stateful_set_ready("quotes-redis", 1).await;
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(
+        condition(&h.get("quotes").await, REDIS_READY),
+        ("True", "Ready")
+    );
+}

@@ -123,6 +123,33 @@ async fn the_acl_user_cannot_touch_another_bridge_or_the_server() {
     }
 }
 
+#[tokio::test]
+async fn the_acl_user_may_ask_for_the_role_and_wait_for_replicas() {
+    // A client following Sentinel checks ROLE; a writer may WAIT for replica acks.
+    let server = acl_redis();
+    let client = redis::Client::open(format!(
+        "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",
+        server.port
+    ))
+    .unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut conn)
+        .await
+        .expect("ROLE");
+    assert_eq!(
+        redis::from_redis_value::<String>(role[0].clone()).unwrap(),
+        "master"
+    );
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(0)
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .expect("WAIT");
+    assert_eq!(acked, 0, "no replica here");
+}
+
 async fn put_report(server: &RedisServer, pod: &str, doc: serde_json::Value) {
     let client = redis::Client::open(format!(
         "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",

@@ -158,7 +158,25 @@ fn render_of_the_full_example_prints_the_full_topology() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    assert_eq!(stdout.matches("\n---\n").count() + 1, 17, "17 documents");
+    // Redis has two pods, so it fails over: Sentinels, their Services,
+    // their NetworkPolicy and a PodDisruptionBudget for each of Redis and Sentinel.
+    for (kind, name) in [
+        ("StatefulSet", "markets-sentinel"),
+        ("Service", "markets-sentinel"),
+        ("Service", "markets-sentinel-headless"),
+        ("NetworkPolicy", "markets-sentinel"),
+        ("PodDisruptionBudget", "markets-sentinel"),
+        ("PodDisruptionBudget", "markets-redis"),
+    ] {
+        assert!(
+            stdout
+                .split("\n---\n")
+                .any(|doc| doc.contains(&format!("kind: {kind}\n"))
+                    && doc.contains(&format!("\n  name: {name}\n"))),
+            "{kind} {name} missing from the render"
+        );
+    }
+    assert_eq!(stdout.matches("\n---\n").count() + 1, 23, "23 documents");
 }
 
 #[test]

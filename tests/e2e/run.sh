@@ -14,6 +14,8 @@
 #                         Without it those checks are reported as not run (PARTIAL).
 #   E2E_NETPOL=1          the cluster enforces NetworkPolicies (k3d does, kind's
 #                         default CNI does not): check that a foreign pod cannot reach Redis.
+#   E2E_POD_NETWORK=1     this machine reaches pod and Service DNS names (the operator, run here,
+#                         can then ask the Sentinels): check that status.redisPrimary follows a failover.
 #   E2E_KEEP=1            keep the namespaces (and the operator log) for inspection.
 #   E2E_ALLOW_ANY_CONTEXT=1  run against a context not named kind-*/k3d-*.
 # Steps and setup: tests/e2e/README.md.
@@ -113,10 +115,12 @@ setup() {
 
 start_operator() {
   say "Start the operator (on this machine, against the cluster, with leader election)"
-  local image_args=()
+  local image_args=() stats_args=(--no-stats)
   if [ -n "${E2E_DATAPLANE_IMAGE:-}" ]; then image_args=(--dataplane-image "$E2E_DATAPLANE_IMAGE"); fi
+  # Only where this machine reaches pod addresses may the operator read Redis and ask Sentinels.
+  if [ "${E2E_POD_NETWORK:-}" = 1 ]; then stats_args=(); fi
   POD_NAME=e2e-operator target/debug/cachebridge-operator run \
-    --operator-namespace "$OP_NS" --listen 127.0.0.1:0 --log-format text --no-stats "${image_args[@]}" \
+    --operator-namespace "$OP_NS" --listen 127.0.0.1:0 --log-format text "${stats_args[@]}" "${image_args[@]}" \
     >"$LOG" 2>&1 &
   OPERATOR_PID=$!
   # `kubectl wait` on a jsonpath needs the object to exist: wait for its creation first.
@@ -138,7 +142,10 @@ crd_checks() {
   expect_refusal "zero readers are refused by the schema bounds" "replicas" \
     sh -c "printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: bad}' \
       'spec: {reader: {replicas: 0}}' | kubectl apply --dry-run=server -n $NS -f -"
-  expect_output "kubectl explain documents the fields" "Pod 0 is the primary" k explain cachebridge.spec.redis.managed.replicas
+  expect_output "kubectl explain documents the fields" "Sentinels that promote a replica" k explain cachebridge.spec.redis.managed.replicas
+  expect_refusal "an external Redis with both a URL and Sentinels is refused by CEL" "set exactly one of redis.external.url and redis.external.sentinel" \
+    sh -c "printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: bad}' \
+      'spec: {redis: {external: {url: \"redis://r:6379\", sentinel: {servers: [\"s:26379\"], masterName: m}, passwordSecret: {name: s}}}}' | kubectl apply --dry-run=server -n $NS -f -"
 }
 
 bridge_checks() {
@@ -223,6 +230,93 @@ change_checks() {
   check "the Memcached StatefulSet is garbage-collected" k wait --for=delete statefulset/quotes-memcached -n "$NS" --timeout=120s
 }
 
+# The primary the bridge's Sentinels name now, as a pod name (empty if none answers).
+sentinel_primary() {
+  kubectl --request-timeout=10s exec -n "$NS" ha-sentinel-0 -- sh -c \
+    'REDISCLI_AUTH="$(cat /etc/redis-secret/password)" redis-cli -p 26379 --raw sentinel get-master-addr-by-name ha' 2>/dev/null |
+    head -1 | cut -d. -f1
+}
+
+# primary_moved_from POD: the Sentinels name a primary, and it is not POD.
+primary_moved_from() {
+  local now
+  now="$(sentinel_primary)"
+  [ -n "$now" ] && [ "$now" != "$1" ]
+}
+
+# replica_of POD PRIMARY: Redis in POD replicates PRIMARY (by its pod DNS name).
+replica_of() {
+  kubectl --request-timeout=10s exec -n "$NS" "$1" -- sh -c \
+    'REDISCLI_AUTH="$(cat /etc/redis-secret/admin-password)" redis-cli --raw role' 2>/dev/null |
+    head -2 | tr '\n' ' ' | grep -q "^slave $2\."
+}
+
+# poll_until SECONDS COMMAND...: retries COMMAND every 2 s until it succeeds (there is no
+# event to wait for in another cluster's Sentinels and Redis processes).
+poll_until() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do [ "$(date +%s)" -lt "$deadline" ] || return 1; sleep 2; done
+}
+
+failover_checks() {
+  say "A replicated Redis fails over: Sentinel promotes a replica, the old primary rejoins as one"
+  printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: ha}' \
+    'spec: {redis: {managed: {replicas: 2, sentinel: {downAfter: 3s}}}, reader: {replicas: 2}}' | k apply -n "$NS" -f - >/dev/null
+  for child in statefulset/ha-sentinel service/ha-sentinel service/ha-sentinel-headless networkpolicy/ha-sentinel \
+    poddisruptionbudget/ha-sentinel poddisruptionbudget/ha-redis; do
+    check "the operator creates $child" k wait --for=create "$child" -n "$NS" --timeout=60s
+  done
+  check "Redis and its Sentinels become ready (RedisReady)" k wait --for=condition=RedisReady cachebridge/ha -n "$NS" --timeout=300s
+  expect_output "status lists the Sentinels, the master name and the Secret" \
+    "^ha-sentinel-0.ha-sentinel-headless.$NS.svc:26379 ha ha-redis-password\$" \
+    jp cachebridge/ha -n "$NS" -o jsonpath='{.status.endpoints.sentinel.servers[0]} {.status.endpoints.sentinel.masterName} {.status.endpoints.sentinel.passwordSecret.name}'
+  expect_output "the Sentinels' default user may not start a failover" "NOPERM" \
+    k exec -n "$NS" ha-sentinel-0 -- sh -c 'REDISCLI_AUTH="$(cat /etc/redis-secret/password)" redis-cli -p 26379 sentinel failover ha'
+  local old new
+  old="$(sentinel_primary)"
+  if [ -z "$old" ]; then fail "the Sentinels name a primary"; return; fi
+  ok "the Sentinels name a primary ($old)"
+  local forward_pid="" failures_file
+  failures_file="$(mktemp)"
+  if [ -n "${E2E_DATAPLANE_IMAGE:-}" ]; then
+    check "the replicated bridge becomes Ready" k wait --for=condition=Ready cachebridge/ha -n "$NS" --timeout=300s
+    kubectl port-forward -n "$NS" service/ha-reader 18080:8080 >/dev/null 2>&1 &
+    forward_pid=$!
+    poll_until 30 curl -fsS -o /dev/null http://127.0.0.1:18080/readyz
+    # Ask the readers all through the failover; every answer that is not 200 is counted.
+    ( while kill -0 "$forward_pid" 2>/dev/null; do
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:18080/api/v1/market/overview)"
+        [ "$code" = 200 ] || echo "$code" >>"$failures_file"
+        sleep 0.2
+      done ) &
+  fi
+  k delete pod "$old" -n "$NS" --wait=false >/dev/null
+  check "Sentinel promotes another pod" poll_until 120 primary_moved_from "$old"
+  new="$(sentinel_primary)"
+  check "the old primary $old comes back as a replica of $new" poll_until 180 replica_of "$old" "$new"
+  if [ "${E2E_POD_NETWORK:-}" = 1 ]; then
+    check "status.redisPrimary names the new primary $new" \
+      k wait --for=jsonpath='{.status.redisPrimary}'="$new" cachebridge/ha -n "$NS" --timeout=120s
+  else
+    not_run "status.redisPrimary follows the failover (the operator runs on this machine and cannot reach pod addresses; set E2E_POD_NETWORK=1 where it can)"
+  fi
+  if [ -n "$forward_pid" ]; then
+    kill "$forward_pid" 2>/dev/null; wait "$forward_pid" 2>/dev/null
+    if [ -s "$failures_file" ]; then fail "the readers answered 200 throughout the failover (got: $(sort "$failures_file" | uniq -c | tr '\n' ' '))"
+    else ok "the readers answered 200 throughout the failover"; fi
+  else
+    not_run "the readers stay 200 during the failover (set E2E_DATAPLANE_IMAGE)"
+  fi
+  rm -f "$failures_file"
+
+  say "Scaling Redis back to one pod removes the Sentinels"
+  k patch cachebridge ha -n "$NS" --type merge -p '{"spec":{"redis":{"managed":{"replicas":1}}}}' >/dev/null
+  check "the Sentinel StatefulSet is deleted" k wait --for=delete statefulset/ha-sentinel -n "$NS" --timeout=60s
+  check "the Redis PodDisruptionBudget is deleted" k wait --for=delete poddisruptionbudget/ha-redis -n "$NS" --timeout=60s
+  k delete cachebridge ha -n "$NS" --wait=false >/dev/null
+}
+
 operator_checks() {
   say "The operator process"
   if kill -0 "$OPERATOR_PID" 2>/dev/null; then ok "the operator is still running"; else fail "the operator is still running"; fi
@@ -237,6 +331,7 @@ crd_checks
 start_operator
 bridge_checks
 change_checks
+failover_checks
 operator_checks
 
 printf '\n%d passed, %d failed, %d not run\n' "$PASSED" "$FAILED" "$NOT_RUN"

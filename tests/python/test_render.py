@@ -237,6 +237,10 @@ def test_network_policy(c, renders):
             "app.kubernetes.io/component": "redis", "app.kubernetes.io/managed-by": "cachebridge-operator"}}
         watch = c.values.get("watchNamespace")
         assert peer["namespaceSelector"] == ({"matchLabels": {"kubernetes.io/metadata.name": watch}} if watch else {})
+        sentinel = rest.pop(0)
+        assert ports(sentinel) == [(26379, "TCP")]
+        assert sentinel["to"] == [{**peer, "podSelector": {"matchLabels": {
+            "app.kubernetes.io/component": "sentinel", "app.kubernetes.io/managed-by": "cachebridge-operator"}}}]
     assert rest == values.get("extraEgress", [])
 
 
@@ -260,6 +264,36 @@ def test_operator_pods_are_admitted_by_the_redis_policy_the_operator_builds(defa
     redis_rule = next(r for r in egress if any("podSelector" in p for p in r.get("to", [])))
     assert redis_rule["to"][0]["podSelector"]["matchLabels"].items() <= redis_pod_labels.items()
     assert {"port": 6379, "protocol": "TCP"} in redis_rule["ports"]
+
+
+def test_operator_pods_reach_and_are_admitted_by_the_sentinels_the_operator_builds(default_render, operator_renders):
+    """A replicated Redis (examples/full.yaml) gets Sentinels; the operator asks them for
+    the primary, so their policy must admit the chart's pods and the chart's egress reach them."""
+    pod_labels = one(default_render, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    children = operator_renders["full.yaml"]
+    def of_sentinel(kind):
+        return [d for d in find(children, kind) if d["metadata"]["labels"].get("app.kubernetes.io/component") == "sentinel"]
+    [policy] = of_sentinel("NetworkPolicy")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 26379, "protocol": "TCP"}]
+    [peer] = [p for p in rule["from"] if "namespaceSelector" in p]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": repo.RELEASE_NAMESPACE}}
+    assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    components = {p["podSelector"]["matchLabels"].get("app.kubernetes.io/component") for p in rule["from"]}
+    assert components >= {"writer", "reader", "redis", "sentinel"}
+    [sts] = of_sentinel("StatefulSet")
+    sentinel_pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    egress = one(default_render, "NetworkPolicy")["spec"]["egress"]
+    sentinel_rule = next(r for r in egress if {"port": 26379, "protocol": "TCP"} in r.get("ports", []))
+    assert sentinel_rule["to"][0]["podSelector"]["matchLabels"].items() <= sentinel_pod_labels.items()
+    # Both Services, both budgets: the objects a failover needs.
+    names = {(d["kind"], d["metadata"]["name"]) for d in children}
+    assert {("Service", "markets-sentinel"), ("Service", "markets-sentinel-headless"),
+            ("PodDisruptionBudget", "markets-sentinel"), ("PodDisruptionBudget", "markets-redis")} <= names
+    assert sts["spec"]["replicas"] == 3
+    # The minimal bridge has one Redis pod: no Sentinel at all.
+    assert not [d for d in operator_renders["minimal.yaml"]
+                if d["metadata"]["labels"].get("app.kubernetes.io/component") == "sentinel"]
 
 
 def _help_contract(text: str) -> tuple[set[str], set[str]]:

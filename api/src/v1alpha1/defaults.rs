@@ -122,6 +122,19 @@ pub fn redis_resources() -> Resources {
     resources("100m", "128Mi", "512Mi")
 }
 
+/// Sentinel is a small process: a few connections and the state of one primary.
+pub fn sentinel_resources() -> Resources {
+    resources("50m", "32Mi", "64Mi")
+}
+
+pub fn sentinel_down_after() -> String {
+    "5s".into()
+}
+
+pub fn sentinel_failover_timeout() -> String {
+    "60s".into()
+}
+
 pub fn writer_resources() -> Resources {
     resources("100m", "64Mi", "256Mi")
 }
@@ -145,8 +158,19 @@ impl Default for ManagedRedis {
         ManagedRedis {
             image: redis_image(),
             replicas: one(),
+            sentinel: SentinelSettings::default(),
             resources: redis_resources(),
             persistence: None,
+        }
+    }
+}
+
+impl Default for SentinelSettings {
+    fn default() -> Self {
+        SentinelSettings {
+            down_after: sentinel_down_after(),
+            failover_timeout: sentinel_failover_timeout(),
+            resources: sentinel_resources(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
     validation = Rule::new("size(self.metadata.name) <= 40").message("the name must be at most 40 characters: child objects such as NAME-memcached-headless must stay valid DNS labels"),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#, description = "Whether every part of the bridge is ready"),
     printcolumn(name = "Redis", type_ = "string", json_path = r#".status.conditions[?(@.type=="RedisReady")].reason"#, description = "Redis (L3) readiness reason"),
+    printcolumn(name = "Primary", type_ = "string", json_path = ".status.redisPrimary", description = "The Redis primary as last observed through Sentinel", priority = 1),
     printcolumn(name = "Memcached", type_ = "string", json_path = r#".status.conditions[?(@.type=="MemcachedReady")].reason"#, description = "Memcached (L2) readiness reason"),
     printcolumn(name = "Readers", type_ = "string", json_path = ".status.readers", description = "Ready/desired reader replicas"),
     printcolumn(name = "Hit ratio", type_ = "string", json_path = ".status.cache.hitRatio", description = "Share of reader lookups answered without going to Redis (L1 or Memcached), averaged over readers"),
@@ -87,11 +88,16 @@ pub struct ManagedRedis {
     #[serde(default = "defaults::redis_image")]
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
-    /// Redis pods. Pod 0 is the primary every client uses; the others
-    /// replicate it and hold a warm copy of the data.
+    /// Redis pods. `1`: a single Redis, no failover (while it restarts the
+    /// writer cannot publish and readers serve what they hold, marked stale).
+    /// `2` or more: one primary and replicas, watched by three Sentinels that
+    /// promote a replica when the primary fails; pod 0 is only the first primary.
     #[serde(default = "defaults::one")]
     #[schemars(range(min = 1, max = 5))]
     pub replicas: i32,
+    /// Sentinel settings, used when `replicas` is 2 or more.
+    #[serde(default)]
+    pub sentinel: SentinelSettings,
     /// CPU and memory of each Redis container.
     #[serde(default = "defaults::redis_resources")]
     pub resources: Resources,
@@ -99,6 +105,29 @@ pub struct ManagedRedis {
     /// pod and a restarted Redis starts empty (the writer republishes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
+}
+
+/// The Sentinels the operator runs next to a replicated Redis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("duration(self.failoverTimeout) > duration(self.downAfter)").message("redis.managed.sentinel.failoverTimeout must be longer than downAfter"))]
+#[serde(rename_all = "camelCase")]
+pub struct SentinelSettings {
+    /// How long the primary must be unreachable before a Sentinel considers
+    /// it down (`down-after-milliseconds`). Shorter fails over sooner, but a
+    /// slow network or a long pause may then cause a needless failover.
+    #[serde(default = "defaults::sentinel_down_after")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('10m')").message("redis.managed.sentinel.downAfter must be between 1s and 10m"))]
+    pub down_after: String,
+    /// How long a failover may take before another Sentinel retries it
+    /// (`failover-timeout`).
+    #[serde(default = "defaults::sentinel_failover_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10s') && duration(self) <= duration('1h')").message("redis.managed.sentinel.failoverTimeout must be between 10s and 1h"))]
+    pub failover_timeout: String,
+    /// CPU and memory of each Sentinel container.
+    #[serde(default = "defaults::sentinel_resources")]
+    pub resources: Resources,
 }
 
 /// A PersistentVolumeClaim per Redis pod.
@@ -116,22 +145,44 @@ pub struct Persistence {
     pub storage_class_name: Option<String>,
 }
 
-/// An existing Redis.
+/// An existing Redis, reached by URL or through its Sentinels.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.url) != has(self.sentinel)").message("set exactly one of redis.external.url and redis.external.sentinel"))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalRedis {
     /// `redis://HOST:PORT[/DB]` or `rediss://…` for TLS, without a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('redis://') || self.startsWith('rediss://')").message("redis.external.url must start with redis:// or rediss://"))]
     #[x_kube(validation = Rule::new("!self.contains('@')").message("put no credentials in redis.external.url: use redis.external.passwordSecret"))]
     #[schemars(length(min = 9, max = 512))]
-    pub url: String,
-    /// The Secret key holding the password. Readers and the writer may read
-    /// this one Secret, nothing else.
+    pub url: Option<String>,
+    /// A Redis with automatic failover: the Sentinels that know its primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<ExternalSentinel>,
+    /// The Secret key holding the Redis password. Readers and the writer may
+    /// read this Secret (and the Sentinel's, if any), nothing else.
     pub password_secret: SecretKeyRef,
     /// An ACL user name; the default user when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub username: Option<String>,
+}
+
+/// Sentinels of an existing Redis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSentinel {
+    /// `HOST:PORT` of every Sentinel (plain TCP).
+    #[x_kube(validation = Rule::new("self.all(s, s.matches('^[A-Za-z0-9.-]+:[0-9]{1,5}$'))").message("every redis.external.sentinel.servers entry must be HOST:PORT"))]
+    #[schemars(length(min = 1, max = 16), inner(length(min = 3, max = 260)))]
+    pub servers: Vec<String>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor NAME …`).
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
+    pub master_name: String,
+    /// The Secret key with the password the Sentinels ask for (as the default
+    /// user); unset when they ask for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretKeyRef>,
 }
 
 /// A key of a Secret in the bridge's namespace.

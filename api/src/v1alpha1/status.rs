@@ -44,6 +44,11 @@ pub struct CacheBridgeStatus {
     /// The Secret key with the Redis password the dataplane uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeySelector>,
+    /// The Redis primary as last observed through Sentinel: the pod name for a
+    /// managed Redis (like `NAME-redis-1`), `HOST:PORT` for an external one.
+    /// Unset when Redis has no Sentinel (or none has answered yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_primary: Option<String>,
     /// The Redis ACL user the dataplane connects as, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_username: Option<String>,

@@ -4,7 +4,8 @@ use super::labels::{self, Component};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::Resources;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, ResourceRequirements, Volume, VolumeMount,
+    Affinity, ConfigMapVolumeSource, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    ResourceRequirements, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -37,6 +38,28 @@ pub fn pod_meta(
 pub fn selector(b: &Bridge, component: Component) -> LabelSelector {
     LabelSelector {
         match_labels: Some(labels::selector(b, component)),
+        ..Default::default()
+    }
+}
+
+/// Prefer one pod of `component` per node: a failover needs the primary,
+/// a replica and a Sentinel majority not to share one node's fate. Only
+/// preferred, so a one-node cluster still schedules them.
+pub fn spread(b: &Bridge, component: Component) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(selector(b, component)),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -8,7 +8,7 @@ use super::common::meta;
 use super::labels::Component;
 use super::names::{self, CONFIG_KEY, INGEST_PORT, WRITER_STATUS_PORT};
 use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
-use cachebridge_api::v1alpha1::SourceType;
+use cachebridge_api::v1alpha1::{SecretKeySelector, SentinelEndpoints, SourceType};
 use cachebridge_dataplane::config::{
     BridgeRef, CacheConfig, Config, MemcachedConfig, ReaderConfig, RedisConfig, Source,
     WriterConfig,
@@ -49,11 +49,36 @@ pub fn dataplane_config(b: &Bridge) -> Config {
     }
 }
 
-/// The Redis URL clients use (never with credentials).
-pub fn redis_url(b: &Bridge) -> String {
+/// The Redis URL clients start from (never with credentials): the managed
+/// Redis's first primary, the external URL, or none for an external Redis
+/// found through Sentinel (only the Sentinels know where it is).
+pub fn redis_url(b: &Bridge) -> Option<String> {
     match &b.redis {
-        RedisPlan::Managed(_) => names::managed_redis_url(b),
+        RedisPlan::Managed(_) => Some(names::managed_redis_url(b)),
         RedisPlan::External(external) => external.url.clone(),
+    }
+}
+
+/// The Sentinels clients ask for the primary, when Redis fails over.
+pub fn sentinel_endpoints(b: &Bridge) -> Option<SentinelEndpoints> {
+    match &b.redis {
+        RedisPlan::Managed(_) => b.failover.as_ref().map(|_| SentinelEndpoints {
+            servers: names::managed_sentinel_servers(b),
+            master_name: names::sentinel_master(b),
+            // The managed Sentinels' default user has the dataplane's password.
+            password_secret: Some(SecretKeySelector {
+                name: names::redis_secret(b),
+                key: names::PASSWORD_KEY.to_string(),
+            }),
+        }),
+        RedisPlan::External(external) => external.sentinel.as_ref().map(|s| SentinelEndpoints {
+            servers: s.servers.clone(),
+            master_name: s.master_name.clone(),
+            password_secret: s.password_secret.as_ref().map(|p| SecretKeySelector {
+                name: p.name.clone(),
+                key: p.key.clone(),
+            }),
+        }),
     }
 }
 
@@ -75,7 +100,7 @@ pub fn memcached_servers(b: &Bridge) -> Vec<String> {
 
 fn redis_config(b: &Bridge) -> RedisConfig {
     RedisConfig {
-        url: Some(redis_url(b)),
+        url: redis_url(b),
         password_file: None,
         username: redis_username(b),
     }

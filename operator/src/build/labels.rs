@@ -25,6 +25,8 @@ pub const MANAGER: &str = "cachebridge-operator";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
     Redis,
+    /// The Sentinels watching a replicated managed Redis.
+    Sentinel,
     Memcached,
     Writer,
     Reader,
@@ -36,6 +38,7 @@ impl Component {
     pub fn as_str(self) -> &'static str {
         match self {
             Component::Redis => "redis",
+            Component::Sentinel => "sentinel",
             Component::Memcached => "memcached",
             Component::Writer => "writer",
             Component::Reader => "reader",

@@ -16,7 +16,9 @@ pub mod pod_security;
 pub mod policy;
 pub mod rbac;
 pub mod redis;
+pub mod script;
 pub mod secret;
+pub mod sentinel;
 
 use crate::error::Result;
 use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
@@ -73,6 +75,19 @@ pub struct RedisObjects {
     pub service: Service,
     pub stateful_set: StatefulSet,
     pub network_policy: NetworkPolicy,
+    /// `None` with a single Redis pod: nothing to fail over to.
+    pub failover: Option<FailoverObjects>,
+}
+
+/// What automatic failover adds to a replicated managed Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverObjects {
+    pub redis_pdb: PodDisruptionBudget,
+    pub sentinel_headless: Service,
+    pub sentinel_service: Service,
+    pub sentinel_stateful_set: StatefulSet,
+    pub sentinel_pdb: PodDisruptionBudget,
+    pub sentinel_network_policy: NetworkPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +120,7 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
     Ok(Desired {
         dataplane: DataplaneObjects {
             service_account: rbac::service_account(b),
-            role: rbac::role(b, &password_secret_name(b)),
+            role: rbac::role(b, &dataplane_secrets(b)),
             role_binding: rbac::role_binding(b),
             config_map: config::config_map(b, &yaml),
         },
@@ -115,6 +130,14 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
                 service: redis::service(b),
                 stateful_set: redis::stateful_set(b, m),
                 network_policy: policy::redis(b, settings),
+                failover: b.failover.as_ref().map(|f| FailoverObjects {
+                    redis_pdb: policy::redis_pdb(b),
+                    sentinel_headless: sentinel::headless_service(b),
+                    sentinel_service: sentinel::service(b),
+                    sentinel_stateful_set: sentinel::stateful_set(b, m, f),
+                    sentinel_pdb: policy::sentinel_pdb(b),
+                    sentinel_network_policy: policy::sentinel(b, settings),
+                }),
             }),
             RedisPlan::External(_) => None,
         },
@@ -151,8 +174,17 @@ pub fn password_secret(b: &Bridge) -> (String, String) {
     }
 }
 
-fn password_secret_name(b: &Bridge) -> String {
-    password_secret(b).0
+/// Every Secret the dataplane reads: the Redis password's and, for an
+/// external Redis found through Sentinel, the Sentinel password's.
+pub fn dataplane_secrets(b: &Bridge) -> Vec<String> {
+    let mut secrets = vec![password_secret(b).0];
+    if let RedisPlan::External(e) = &b.redis
+        && let Some(s) = e.sentinel.as_ref().and_then(|s| s.password_secret.as_ref())
+        && !secrets.contains(&s.name)
+    {
+        secrets.push(s.name.clone());
+    }
+    secrets
 }
 
 /// The kinds of child a bridge can have.
@@ -279,6 +311,7 @@ impl Desired {
             service,
             stateful_set,
             network_policy,
+            failover,
         }) = redis
         {
             children.extend([
@@ -287,6 +320,24 @@ impl Desired {
                 Child::Service(service),
                 Child::StatefulSet(stateful_set),
             ]);
+            if let Some(FailoverObjects {
+                redis_pdb,
+                sentinel_headless,
+                sentinel_service,
+                sentinel_stateful_set,
+                sentinel_pdb,
+                sentinel_network_policy,
+            }) = failover
+            {
+                children.extend([
+                    Child::PodDisruptionBudget(redis_pdb),
+                    Child::NetworkPolicy(sentinel_network_policy),
+                    Child::Service(sentinel_headless),
+                    Child::Service(sentinel_service),
+                    Child::StatefulSet(sentinel_stateful_set),
+                    Child::PodDisruptionBudget(sentinel_pdb),
+                ]);
+            }
         }
         if let Some(MemcachedObjects {
             service,
@@ -322,6 +373,16 @@ impl Desired {
                 key(Kind::Service, names::redis(b)),
                 key(Kind::NetworkPolicy, names::redis(b)),
                 key(Kind::Secret, names::redis_secret(b)),
+            ]);
+        }
+        if self.redis.as_ref().is_none_or(|r| r.failover.is_none()) {
+            unwanted.extend([
+                key(Kind::PodDisruptionBudget, names::redis(b)),
+                key(Kind::StatefulSet, names::sentinel(b)),
+                key(Kind::Service, names::sentinel(b)),
+                key(Kind::Service, names::sentinel_headless(b)),
+                key(Kind::NetworkPolicy, names::sentinel(b)),
+                key(Kind::PodDisruptionBudget, names::sentinel(b)),
             ]);
         }
         if self.memcached.is_none() {

@@ -7,6 +7,14 @@
 use crate::validate::Bridge;
 
 pub const REDIS_PORT: i32 = 6379;
+pub const SENTINEL_PORT: i32 = 26379;
+/// Sentinel pods of a replicated managed Redis: three, so two agree (the
+/// quorum) and a failover still has a majority while one is down.
+pub const SENTINEL_REPLICAS: i32 = 3;
+pub const SENTINEL_QUORUM: i32 = 2;
+/// The Sentinel ACL user the Sentinels use among themselves (admin password);
+/// clients use the default user, limited to reading who the primary is.
+pub const SENTINEL_ADMIN_USER: &str = "sentinel-admin";
 pub const MEMCACHED_PORT: i32 = 11211;
 /// Where the writer listens for `POST /ingest` when the source is `Ingest`.
 pub const INGEST_PORT: i32 = 9090;
@@ -24,6 +32,38 @@ pub const CONFIG_PATH: &str = "/etc/cachebridge/config.yaml";
 
 pub fn redis(b: &Bridge) -> String {
     format!("{}-redis", b.name)
+}
+
+/// The Sentinels' client Service (ready pods only), which clients and the
+/// Redis start script ask for the primary.
+pub fn sentinel(b: &Bridge) -> String {
+    format!("{}-sentinel", b.name)
+}
+
+/// The Sentinels' headless Service: a stable DNS name per Sentinel pod.
+pub fn sentinel_headless(b: &Bridge) -> String {
+    format!("{}-sentinel-headless", b.name)
+}
+
+/// The name the managed Sentinels monitor the primary under: the bridge's.
+pub fn sentinel_master(b: &Bridge) -> String {
+    b.name.clone()
+}
+
+/// The stable DNS name of Redis pod `ordinal`; Redis announces it to
+/// Sentinel, so a pod whose IP changes is still the same instance.
+pub fn redis_pod_host(b: &Bridge, ordinal: i32) -> String {
+    let redis = redis(b);
+    format!("{redis}-{ordinal}.{}", service_host(b, &redis))
+}
+
+/// `HOST:PORT` of every managed Sentinel, by pod DNS name.
+pub fn managed_sentinel_servers(b: &Bridge) -> Vec<String> {
+    let headless = sentinel_headless(b);
+    let host = service_host(b, &headless);
+    (0..SENTINEL_REPLICAS)
+        .map(|i| format!("{}-{i}.{host}:{SENTINEL_PORT}", sentinel(b)))
+        .collect()
 }
 
 /// The generated Secret holding the Redis passwords.
@@ -55,8 +95,7 @@ pub fn service_host(b: &Bridge, service: &str) -> String {
 
 /// The managed Redis primary: pod 0 of the StatefulSet, by its stable DNS name.
 pub fn managed_redis_url(b: &Bridge) -> String {
-    let redis = redis(b);
-    format!("redis://{redis}-0.{}:{REDIS_PORT}", service_host(b, &redis))
+    format!("redis://{}:{REDIS_PORT}", redis_pod_host(b, 0))
 }
 
 /// Stable per-pod addresses of the managed Memcached servers, in ordinal

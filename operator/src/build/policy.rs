@@ -1,9 +1,10 @@
 //! Who may disrupt or reach the bridge's pods.
 //!
-//! - A PodDisruptionBudget lets voluntary disruptions (drains, upgrades)
-//!   take down one reader at a time, never more.
+//! - PodDisruptionBudgets let voluntary disruptions (drains, upgrades)
+//!   take down one reader, one Redis pod, one Sentinel at a time, never more.
 //! - NetworkPolicies: only this bridge's writer and readers (and the
-//!   operator, which reads cache figures) reach its Redis; only its writer
+//!   operator, which reads cache figures) reach its Redis and Sentinels
+//!   (Redis and Sentinel pods also reach each other); only its writer
 //!   and readers reach its Memcached; the readers' HTTP port is open; the
 //!   writer accepts nothing unless its source is `Ingest`.
 //!
@@ -13,7 +14,7 @@
 use super::Settings;
 use super::common::{meta, selector};
 use super::labels::{Component, NAME};
-use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT};
+use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::SourceType;
 use k8s_openapi::api::networking::v1::{
@@ -28,31 +29,70 @@ use std::collections::BTreeMap;
 /// At most one reader down by choice, whatever the replica count; with a
 /// single reader a drain may still proceed (it cannot be helped).
 pub fn reader_pdb(b: &Bridge) -> PodDisruptionBudget {
+    one_at_a_time(b, names::reader(b), Component::Reader)
+}
+
+/// A replicated Redis loses at most one pod to a drain: the primary or a
+/// replica, never both, so there is always a copy to fail over to.
+pub fn redis_pdb(b: &Bridge) -> PodDisruptionBudget {
+    one_at_a_time(b, names::redis(b), Component::Redis)
+}
+
+/// At most one Sentinel down by choice: the other two still make the quorum.
+pub fn sentinel_pdb(b: &Bridge) -> PodDisruptionBudget {
+    one_at_a_time(b, names::sentinel(b), Component::Sentinel)
+}
+
+fn one_at_a_time(b: &Bridge, name: String, component: Component) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: meta(b, names::reader(b), Component::Reader),
+        metadata: meta(b, name, component),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(selector(b, Component::Reader)),
+            selector: Some(selector(b, component)),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// The managed Redis: its own pods (replication), writer, readers and the operator.
+/// The managed Redis: its own pods (replication), writer, readers, the
+/// operator and, when there are Sentinels, the Sentinels.
 pub fn redis(b: &Bridge, settings: &Settings) -> NetworkPolicy {
-    let peers = vec![
+    let mut peers = vec![
         pods_of(b, Component::Writer),
         pods_of(b, Component::Reader),
         pods_of(b, Component::Redis),
         operator(settings),
     ];
+    if b.failover.is_some() {
+        peers.push(pods_of(b, Component::Sentinel));
+    }
     policy(
         b,
         names::redis(b),
         Component::Redis,
         Some(peers),
         REDIS_PORT,
+    )
+}
+
+/// The Sentinels: each other (votes), the Redis pods (their start script
+/// asks who the primary is), writer and readers (they follow the primary)
+/// and the operator (it reports the primary).
+pub fn sentinel(b: &Bridge, settings: &Settings) -> NetworkPolicy {
+    let peers = vec![
+        pods_of(b, Component::Writer),
+        pods_of(b, Component::Reader),
+        pods_of(b, Component::Redis),
+        pods_of(b, Component::Sentinel),
+        operator(settings),
+    ];
+    policy(
+        b,
+        names::sentinel(b),
+        Component::Sentinel,
+        Some(peers),
+        SENTINEL_PORT,
     )
 }
 

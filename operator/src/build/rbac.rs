@@ -1,7 +1,7 @@
 //! The identity of the writer and readers, and what it may read.
 //!
 //! `--bridge NAMESPACE/NAME` pods read their own CacheBridge and the Redis
-//! password Secret through the API; the Role allows exactly that (by name),
+//! (and Sentinel) password Secrets through the API; the Role allows exactly that (by name),
 //! nothing else. The ServiceAccount does not mount its token by default;
 //! only the writer and reader pods opt in.
 
@@ -20,8 +20,8 @@ pub fn service_account(b: &Bridge) -> ServiceAccount {
     }
 }
 
-/// `password_secret`: the Secret the dataplane must read (generated or the user's).
-pub fn role(b: &Bridge, password_secret: &str) -> Role {
+/// `secrets`: the Secrets the dataplane must read (generated or the user's).
+pub fn role(b: &Bridge, secrets: &[String]) -> Role {
     Role {
         metadata: meta(b, names::dataplane(b), Component::Dataplane),
         rules: Some(vec![
@@ -35,7 +35,7 @@ pub fn role(b: &Bridge, password_secret: &str) -> Role {
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
                 resources: Some(vec!["secrets".into()]),
-                resource_names: Some(vec![password_secret.to_string()]),
+                resource_names: Some(secrets.to_vec()),
                 verbs: vec!["get".into(), "watch".into()],
                 ..Default::default()
             },

@@ -1,7 +1,7 @@
 //! The managed Redis: a StatefulSet behind a headless Service.
 //!
-//! Pod 0 is the primary every client uses (by its stable DNS name); further
-//! pods replicate it. The container starts from a tiny shell script that
+//! With one pod it is the primary; with more, pod 0 is the first primary and
+//! the Sentinels (see `sentinel`) promote a replica when the primary fails. The container starts from a tiny shell script that
 //! writes `redis.conf` into an in-memory volume from the mounted Secret, so
 //! the passwords appear in no argument, no environment variable and no
 //! ConfigMap. The config sets `requirepass` for the default user (used by
@@ -10,9 +10,10 @@
 
 use super::common::{self, meta, mount, pod_meta, requirements, scratch_volume, selector};
 use super::labels::Component;
-use super::names::{self, ADMIN_PASSWORD_KEY, PASSWORD_KEY, REDIS_PORT, REDIS_USERNAME};
+use super::names::{self, ADMIN_PASSWORD_KEY, REDIS_PORT, REDIS_USERNAME};
 use super::pod_security::{ApiAccess, restricted};
-use crate::validate::Bridge;
+use super::script::{self, SECRET_DIR};
+use crate::validate::{Bridge, Failover};
 use cachebridge_api::v1alpha1::ManagedRedis;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -27,7 +28,6 @@ use std::collections::BTreeMap;
 
 /// uid of the `redis` user in the official images.
 pub const REDIS_UID: i64 = 999;
-const SECRET_DIR: &str = "/etc/redis-secret";
 
 /// What the bridge's ACL user may run: exactly what the dataplane (its Lua
 /// scripts included: Redis checks commands inside scripts against the
@@ -60,6 +60,10 @@ pub const ACL_COMMANDS: &[&str] = &[
     // stops the server), and clients ignore a refused SETINFO.
     "+client|setname",
     "+info",
+    // Which server is the primary (a client following Sentinel checks), and
+    // how many replicas took a write.
+    "+role",
+    "+wait",
 ];
 
 /// The ACL rule of the bridge's user, without its password.
@@ -70,7 +74,7 @@ pub fn acl_rules(key_prefix: &str) -> String {
     )
 }
 
-/// Headless: each pod gets a stable DNS name; pod 0 is the primary.
+/// Headless: each pod gets a stable DNS name (what replicas and Sentinels use).
 pub fn service(b: &Bridge) -> Service {
     Service {
         metadata: meta(b, names::redis(b), Component::Redis),
@@ -113,29 +117,34 @@ pub fn stateful_set(b: &Bridge, redis: &ManagedRedis) -> StatefulSet {
 }
 
 fn pod(b: &Bridge, redis: &ManagedRedis) -> PodSpec {
-    let mut volumes = vec![
-        Volume {
-            name: "secret".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(names::redis_secret(b)),
-                // Readable by the redis group only.
-                default_mode: Some(0o440),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        scratch_volume("run", true),
-    ];
+    let mut volumes = vec![secret_volume(b), scratch_volume("run", true)];
     if redis.persistence.is_none() {
         volumes.push(scratch_volume_sized("data", &redis.resources));
     }
     let spec = PodSpec {
         containers: vec![container(b, redis)],
         volumes: Some(volumes),
+        affinity: b
+            .failover
+            .is_some()
+            .then(|| common::spread(b, Component::Redis)),
         termination_grace_period_seconds: Some(30),
         ..Default::default()
     };
     restricted(spec, REDIS_UID, ApiAccess::None)
+}
+
+/// The generated password Secret, readable by the redis group only.
+pub fn secret_volume(b: &Bridge) -> Volume {
+    Volume {
+        name: "secret".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(names::redis_secret(b)),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Without persistence the data lives in an emptyDir as large as the memory limit.
@@ -168,35 +177,52 @@ fn container(b: &Bridge, redis: &ManagedRedis) -> Container {
             mount("run", "/run/redis", false),
             mount("data", "/data", false),
         ]),
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction {
-                command: Some(vec!["sh".into(), "-c".into(), ping_script()]),
-            }),
-            period_seconds: Some(5),
-            timeout_seconds: Some(3),
-            ..Default::default()
-        }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::String("redis".into()),
-                ..Default::default()
-            }),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            ..Default::default()
+        readiness_probe: Some(ping_probe(REDIS_PORT, ADMIN_PASSWORD_KEY)),
+        liveness_probe: Some(tcp_probe("redis", 10)),
+        // A restarted primary may wait for a failover before it listens.
+        startup_probe: b.failover.as_ref().map(|f| Probe {
+            failure_threshold: i32::try_from(empty_primary_wait_seconds(f) / 2 + 15).ok(),
+            period_seconds: Some(2),
+            ..tcp_probe("redis", 0)
         }),
         ..Default::default()
     }
 }
 
-/// Authenticates through `REDISCLI_AUTH`, so the password is not an argument.
-fn ping_script() -> String {
-    format!(
-        "REDISCLI_AUTH=\"$(cat {SECRET_DIR}/{ADMIN_PASSWORD_KEY})\" redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping | grep -q PONG"
-    )
+/// A TCP probe of a named container port.
+pub fn tcp_probe(port: &str, initial_delay: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(port.into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: (initial_delay > 0).then_some(initial_delay),
+        period_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
+/// An exec probe that PINGs a local server, authenticating through
+/// `REDISCLI_AUTH` (so the password is not an argument) with the password
+/// in Secret key `key`.
+pub fn ping_probe(port: i32, key: &str) -> Probe {
+    let script = format!(
+        "REDISCLI_AUTH=\"$(cat {SECRET_DIR}/{key})\" redis-cli -h 127.0.0.1 -p {port} ping | grep -q PONG"
+    );
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), script]),
+        }),
+        period_seconds: Some(5),
+        timeout_seconds: Some(3),
+        ..Default::default()
+    }
 }
 
 /// Writes redis.conf from the Secret (umask 077, in memory) and execs Redis.
+/// Without Sentinel, pod 0 is the primary and the others replicate it. With
+/// Sentinel, the pod asks the Sentinels first and follows their primary;
+/// pod 0 starts as the primary only when no Sentinel names one (first start).
 pub fn start_script(b: &Bridge, redis: &ManagedRedis) -> String {
     let mut lines = vec![
         "bind * -::*".to_string(),
@@ -216,23 +242,70 @@ pub fn start_script(b: &Bridge, redis: &ManagedRedis) -> String {
         "user {REDIS_USERNAME} on >$user {}",
         acl_rules(&b.key_prefix)
     ));
-    let quoted: Vec<String> = lines.iter().map(|l| format!("  \"{l}\" \\")).collect();
-    let primary = format!(
-        "{}-0.{}",
-        names::redis(b),
-        names::service_host(b, &names::redis(b))
-    );
+    let primary = names::redis_pod_host(b, 0);
+    let (me, role) = match &b.failover {
+        None => (
+            String::new(),
+            format!(
+                "case \"$(hostname)\" in\n  *-0) ;;\n  *) echo \"replicaof {primary} {REDIS_PORT}\" >> \"$conf\" ;;\nesac\n"
+            ),
+        ),
+        Some(failover) => {
+            // Sentinel tracks replicas by this name, which survives a new pod IP.
+            lines.push("replica-announce-ip $me".into());
+            (
+                format!(
+                    "me=\"$(hostname).{}\"\n",
+                    names::service_host(b, &names::redis(b))
+                ),
+                follow_sentinel(b, redis, failover),
+            )
+        }
+    };
     format!(
-        "set -eu\n\
-         umask 077\n\
-         admin=\"$(cat {SECRET_DIR}/{ADMIN_PASSWORD_KEY})\"\n\
-         user=\"$(cat {SECRET_DIR}/{PASSWORD_KEY})\"\n\
-         conf=/run/redis/redis.conf\n\
-         printf '%s\\n' \\\n{}\n  > \"$conf\"\n\
-         case \"$(hostname)\" in\n  *-0) ;;\n  *) echo \"replicaof {primary} {REDIS_PORT}\" >> \"$conf\" ;;\nesac\n\
-         exec redis-server \"$conf\"\n",
-        quoted.join("\n")
+        "{}conf=/run/redis/redis.conf\n{me}{}{role}exec redis-server \"$conf\"\n",
+        script::prelude(),
+        script::write_conf(&lines),
     )
+}
+
+/// Appends `replicaof` unless this pod is the primary the Sentinels name.
+fn follow_sentinel(b: &Bridge, redis: &ManagedRedis, failover: &Failover) -> String {
+    let pod0 = names::redis_pod_host(b, 0);
+    // Without persistence a restarted primary comes back empty; serving
+    // would replicate that emptiness over the replicas. While a healthy
+    // replica exists it waits (bounded) for Sentinel to promote one.
+    let wait_if_empty = if redis.persistence.is_none() {
+        let limit = empty_primary_wait_seconds(failover);
+        format!(
+            "elif [ \"$primary\" = \"$me\" ]; then\n\
+             \x20 waited=0\n\
+             \x20 while [ \"$primary\" = \"$me\" ] && [ \"$waited\" -lt {limit} ] && [ \"$(healthy_replicas)\" -gt 0 ]; do\n\
+             \x20   sleep 1\n\
+             \x20   waited=$((waited + 1))\n\
+             \x20   primary=\"$(ask_primary)\"\n\
+             \x20 done\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}primary=\"$(ask_primary)\"\n\
+         if [ -z \"$primary\" ]; then\n\
+         \x20 case \"$(hostname)\" in *-0) ;; *) primary={pod0} ;; esac\n\
+         {wait_if_empty}\
+         fi\n\
+         if [ -n \"$primary\" ] && [ \"$primary\" != \"$me\" ]; then\n\
+         \x20 echo \"replicaof $primary {REDIS_PORT}\" >> \"$conf\"\n\
+         fi\n",
+        script::sentinel_functions(b)
+    )
+}
+
+/// Long enough for the Sentinels to notice the primary is down and promote
+/// a replica: twice `downAfter`, plus ten seconds for the failover itself.
+pub fn empty_primary_wait_seconds(failover: &Failover) -> u64 {
+    failover.down_after.as_secs() * 2 + 10
 }
 
 /// Three quarters of the memory limit, evicting only keys with a TTL (the
