@@ -15,7 +15,7 @@ use crate::cache::envelope;
 use crate::metrics::Tier;
 use axum::body::Body;
 use axum::http::header::{AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, LAST_MODIFIED};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::pin::Pin;
@@ -84,6 +84,7 @@ impl Rendered {
     ) -> Response {
         let age = envelope::age(self.produced_at(), now);
         let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let per_request = PerRequest::write(tier, age, age_ms, stale);
         let mut response = if not_modified {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -91,49 +92,70 @@ impl Rendered {
         } else {
             Response::new(Body::new(Spliced {
                 head: Some(self.head.clone()),
-                tail: Some(tail(tier, age_ms, stale)),
+                tail: Some(per_request.tail),
             }))
         };
-        self.set_headers(response.headers_mut(), tier, age, age_ms, stale);
-        if !not_modified {
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        response
-    }
-
-    fn set_headers(
-        &self,
-        headers: &mut HeaderMap,
-        tier: Tier,
-        age: Duration,
-        age_ms: u64,
-        stale: Option<StaleReason>,
-    ) {
+        let headers = response.headers_mut();
         headers.reserve(9);
         headers.insert(X_CACHE, HeaderValue::from_static(tier.as_str()));
         headers.insert(ETAG, self.etag.clone());
         headers.insert(LAST_MODIFIED, self.last_modified.clone());
-        headers.insert(AGE, HeaderValue::from(age.as_secs()));
-        headers.insert(X_DATA_AGE_MS, HeaderValue::from(age_ms));
+        headers.insert(AGE, per_request.age);
+        headers.insert(X_DATA_AGE_MS, per_request.age_ms);
         headers.insert(
             X_DATA_STALE,
             HeaderValue::from_static(if stale.is_some() { "true" } else { "false" }),
         );
         // Clients may keep the body but must revalidate: the ETag makes that cheap.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if !not_modified {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        response
     }
+}
+
+/// What changes per request, written into one buffer (one allocation) and
+/// handed out as shared slices of it.
+struct PerRequest {
+    age: HeaderValue,
+    age_ms: HeaderValue,
+    tail: Bytes,
+}
+
+impl PerRequest {
+    fn write(tier: Tier, age: Duration, age_ms: u64, stale: Option<StaleReason>) -> Self {
+        let (mut secs, mut millis) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let millis = millis.format(age_ms).as_bytes();
+        let mut buf = BytesMut::with_capacity(128);
+        buf.put_slice(secs.format(age.as_secs()).as_bytes());
+        let age_end = buf.len();
+        buf.put_slice(millis);
+        let age_ms_end = buf.len();
+        write_tail(&mut buf, tier, millis, stale);
+        let mut all = buf.freeze();
+        let tail = all.split_off(age_ms_end);
+        let age_ms = all.split_off(age_end);
+        PerRequest {
+            age: number(all),
+            age_ms: number(age_ms),
+            tail,
+        }
+    }
+}
+
+/// Digits only, so always a valid header value.
+fn number(digits: Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// The per-request end of the body:
 /// `"tier":"L1","age_ms":12,"stale":false,"stale_reason":null}}`.
-fn tail(tier: Tier, age_ms: u64, stale: Option<StaleReason>) -> Bytes {
-    let mut out = BytesMut::with_capacity(80);
+fn write_tail(out: &mut BytesMut, tier: Tier, age_ms: &[u8], stale: Option<StaleReason>) {
     out.put_slice(b"\"tier\":\"");
     out.put_slice(tier.as_str().as_bytes());
     out.put_slice(b"\",\"age_ms\":");
-    out.put_slice(itoa::Buffer::new().format(age_ms).as_bytes());
+    out.put_slice(age_ms);
     match stale {
         None => out.put_slice(b",\"stale\":false,\"stale_reason\":null}}"),
         Some(reason) => {
@@ -142,7 +164,6 @@ fn tail(tier: Tier, age_ms: u64, stale: Option<StaleReason>) -> Bytes {
             out.put_slice(b"\"}}");
         }
     }
-    out.freeze()
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -14,14 +14,16 @@ use crate::metrics::Tier;
 use axum::extract::FromRequestParts;
 use axum::http::header::{CONTENT_TYPE, IF_NONE_MATCH, RETRY_AFTER};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::time::{Duration, SystemTime};
 
-pub const X_CACHE: &str = "x-cache";
-pub const X_DATA_STALE: &str = "x-data-stale";
-pub const X_DATA_AGE_MS: &str = "x-data-age-ms";
+// Constants, not `&str`: a header name given as a string is parsed, checked
+// and (for a custom one) allocated on every insert.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+pub const X_DATA_STALE: HeaderName = HeaderName::from_static("x-data-stale");
+pub const X_DATA_AGE_MS: HeaderName = HeaderName::from_static("x-data-age-ms");
 
 /// Why data is marked stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
