@@ -101,10 +101,11 @@ pub fn tool_version(program: &str, flag: &str) -> String {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("v="))
             .map(str::to_owned),
-        // "memcached 1.6.18", "wrk 4.1.0 [epoll] Copyright …"
+        // "memcached 1.6.18", "wrk debian/4.1.0-3+b2 [epoll] Copyright …"
         _ => text
             .split_whitespace()
             .nth(1)
+            .map(|v| v.rsplit('/').next().unwrap_or(v))
             .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
             .map(str::to_owned),
     };
@@ -164,43 +165,4 @@ pub fn median(values: &[f64]) -> Option<f64> {
     } else {
         sorted[mid]
     })
-}
-
-/// Checks of the section replacement, run by `cargo test --benches`
-/// (no servers needed).
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_only_its_own_section() {
-        let doc = "# T\n\n<!-- a:begin -->\nold a\n<!-- a:end -->\n\n<!-- b:begin -->\nb\n<!-- b:end -->\n";
-        let out = replace_section(doc, "a", "new a\n");
-        assert_eq!(
-            out,
-            "# T\n\n<!-- a:begin -->\nnew a\n<!-- a:end -->\n\n<!-- b:begin -->\nb\n<!-- b:end -->\n"
-        );
-    }
-
-    #[test]
-    fn appends_a_missing_section() {
-        let out = replace_section("# T\n", "c", "c text");
-        assert_eq!(out, "# T\n\n<!-- c:begin -->\nc text\n<!-- c:end -->\n");
-        assert_eq!(replace_section("", "c", "x"), "<!-- c:begin -->\nx\n<!-- c:end -->\n");
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
-    }
-
-    #[test]
-    fn numbers_for_people() {
-        assert_eq!(thousands(1234567.4), "1,234,567");
-        assert_eq!(thousands(-1234.0), "-1,234");
-        assert_eq!(micros(1_500), "1.50");
-        assert_eq!(size(11_500), "11.2 KiB");
-    }
 }

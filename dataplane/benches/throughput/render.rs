@@ -27,6 +27,7 @@ pub fn report(run: &Run, settings: &Settings) -> String {
     out.push_str(&throughput_table(&run.results, settings));
     out.push_str(&half_load_table(&run.results, settings));
     out.push_str(&l1_table(&run.results));
+    out.push_str(&redis_table(&run.results));
     out
 }
 
@@ -195,6 +196,32 @@ fn l1_table(results: &[CaseResult]) -> String {
     out
 }
 
+fn redis_table(results: &[CaseResult]) -> String {
+    let mut out = String::from(
+        "**Redis round trips** (Redis's own count of `GET` calls during the closed-loop rounds, \
+         from every client, over the requests answered):\n\n",
+    );
+    out.push_str("| Case | Reader GETs / request | Reference GETs / request |\n|---|---:|---:|\n");
+    for r in results {
+        let per_request = |gets: Option<u64>, rounds: &[Saturation]| {
+            let requests: u64 = rounds.iter().map(|s| s.requests).sum();
+            match gets {
+                Some(gets) if requests > 0 => format!("{:.3}", gets as f64 / requests as f64),
+                _ => "—".to_owned(),
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            r.case.title,
+            per_request(r.redis_gets.0, &r.reader),
+            per_request(r.redis_gets.1, &r.reference),
+        );
+    }
+    out.push('\n');
+    out
+}
+
 /// The `BENCHMARKS.md` section: how to run, the results, what is measured.
 pub fn section(results: &str, settings: &Settings) -> String {
     format!(
@@ -247,6 +274,11 @@ second in even ones, so drift and other work on the machine hit both.
   rate (answered < 97 % of due requests, or errors) fails the case.
 - **L1 hit ratio**: the reader's look-up counters from `/metrics`, read
   before and after each of its closed-loop rounds.
+- **Redis round trips**: Redis's `INFO commandstats` count of `GET` calls
+  before and after each closed-loop round. The reader's cache lets
+  concurrent misses of one key share one fetch (single flight), so under
+  {connections} connections asking for the same key it can need fewer than
+  one `GET` per request; the reference always does one.
 
 The cases:
 

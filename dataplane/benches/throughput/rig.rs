@@ -3,23 +3,23 @@
 //! that load them one after the other.
 
 use crate::cases::{self, Case, Reference, Settings, Setup};
-use crate::open_loop::{self, FixedRate, Plan};
+use crate::open_loop::{FixedRate, Plan};
 use crate::process::{LOAD_CPU, Pinning, Process, SERVER_CPU, output};
 use crate::reference::{self, Captured};
-use crate::scrape::L1Lookups;
+use crate::scrape::{L1Lookups, redis_get_calls};
 use crate::wrk::{self, Saturation};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use cachebridge_dataplane::market::{SyntheticFeed, symbol_universe};
 use cachebridge_testkit::{PATIENCE, Server, free_port};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// The binary users run, built by `cargo bench` for this bench.
 const BINARY: &str = env!("CARGO_BIN_EXE_cachebridge-dataplane");
-/// Ticks in the idle writer's replay file (the feed's opening comes first).
-const REPLAY_TICKS: usize = 5_000;
+/// Ticks the idle writer is fed once (after the feed's opening).
+const IDLE_TICKS: usize = 5_000;
 
 /// Everything a run found.
 pub struct Run {
@@ -43,6 +43,9 @@ pub struct CaseResult {
     pub half_reference: Vec<FixedRate>,
     /// The reader's L1 look-ups during its closed-loop rounds.
     pub l1: Option<L1Lookups>,
+    /// Redis `GET` calls (from anyone) during the reader's and the
+    /// reference's closed-loop rounds.
+    pub redis_gets: (Option<u64>, Option<u64>),
     /// Threads of the reader and the reference processes after the rounds.
     pub threads: (Option<usize>, Option<usize>),
 }
@@ -57,7 +60,7 @@ pub fn run_all(settings: &Settings) -> Run {
     for setup in [Setup::Publishing, Setup::RedisOnly, Setup::Idle] {
         let mut stack = rig.stack(setup);
         for case in cases.iter().filter(|c| c.setup == setup) {
-            results.push(rig.measure(case, &mut stack.reader));
+            results.push(rig.measure(case, &mut stack));
         }
     }
     Run {
@@ -69,9 +72,32 @@ pub fn run_all(settings: &Settings) -> Run {
     }
 }
 
+/// The idle writer's input, as NDJSON: ticks of the same synthetic feed.
+fn idle_ticks() -> String {
+    let symbols = symbol_universe(cachebridge_dataplane::market::DEFAULT_SYMBOLS);
+    let mut feed = SyntheticFeed::new(42, symbols);
+    let now = OffsetDateTime::now_utc();
+    let mut ticks = feed.opening(now);
+    ticks.extend(feed.next_batch(IDLE_TICKS, now));
+    let mut text = String::new();
+    for tick in &ticks {
+        text.push_str(&serde_json::to_string(tick).expect("a tick serializes"));
+        text.push('\n');
+    }
+    text
+}
+
 fn loadavg() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// What the closed-loop rounds of one case found.
+struct Rounds {
+    reader: Vec<Saturation>,
+    reference: Vec<Saturation>,
+    l1: Option<L1Lookups>,
+    redis_gets: (Option<u64>, Option<u64>),
 }
 
 /// A server process and its base URL.
@@ -83,7 +109,7 @@ struct Served {
 /// A writer and the reader under test.
 struct Stack {
     reader: Served,
-    _writer: Process,
+    writer: Process,
 }
 
 struct Rig {
@@ -119,10 +145,7 @@ impl Rig {
         let writer = self.writer(&name, &prefix, setup);
         let mut reader = self.reader(&name, &prefix, setup);
         self.await_ok(&mut reader, "/readyz");
-        Stack {
-            reader,
-            _writer: writer,
-        }
+        Stack { reader, writer }
     }
 
     fn tiers(&self, prefix: &str, memcached: bool) -> Vec<String> {
@@ -138,23 +161,50 @@ impl Rig {
         args
     }
 
-    /// The writer: the synthetic feed at its defaults, or (idle) one
-    /// replay published at once and then nothing but heartbeats.
+    /// The writer: the synthetic feed at its defaults, or (idle) fed one
+    /// batch of ticks through `POST /ingest`, which it publishes once; then
+    /// nothing but heartbeats. (A `replay:` source would do, but the writer
+    /// exits when its replay ends.)
     fn writer(&self, name: &str, prefix: &str, setup: Setup) -> Process {
         let mut args = vec!["writer".to_owned()];
         args.extend(self.tiers(prefix, true));
+        let ingest = format!("127.0.0.1:{}", free_port());
         if setup == Setup::Idle {
-            let replay = self.replay_file();
             args.extend([
-                format!("--source=replay:{}", replay.display()),
-                "--replay-speed=0".into(),
+                "--source=none".into(),
+                format!("--ingest-listen={ingest}"),
                 // Unchanged values are republished after half of this.
                 "--staleness-budget=1h".into(),
             ]);
         }
         let mut command = std::process::Command::new(BINARY);
         command.args(&args);
-        Process::spawn(&format!("writer-{name}"), command, self.logs())
+        let mut writer = Process::spawn(&format!("writer-{name}"), command, self.logs());
+        if setup == Setup::Idle {
+            self.ingest(&mut writer, &format!("http://{ingest}/ingest"));
+        }
+        writer
+    }
+
+    /// Posts the ticks once the writer takes them (it is another process:
+    /// polled until it answers).
+    fn ingest(&self, writer: &mut Process, url: &str) {
+        let ticks = idle_ticks();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            writer.check_alive();
+            let last = match self.http.post(url, ticks.clone()) {
+                Ok(status) if status.is_success() => return,
+                Ok(status) => status.to_string(),
+                Err(e) => e,
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{} did not take the ticks within {PATIENCE:?} (last: {last})",
+                writer.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn reader(&self, name: &str, prefix: &str, setup: Setup) -> Served {
@@ -166,7 +216,7 @@ impl Rig {
             Setup::Idle => args.extend(["--l1-ttl=1h".into(), "--staleness-budget=1h".into()]),
             Setup::RedisOnly => args.push("--l1-max-bytes=0".into()),
         }
-        self.server(&format!("reader-{name}"), BINARY.as_ref(), &args, listen)
+        self.server(&format!("reader-{name}"), Path::new(BINARY), &args, listen)
     }
 
     /// A server process on the server CPU with one tokio worker.
@@ -177,22 +227,6 @@ impl Rig {
             process: Process::spawn(name, command, self.logs()),
             base: format!("http://{listen}"),
         }
-    }
-
-    /// The idle writer's input: ticks of the same synthetic feed.
-    fn replay_file(&self) -> PathBuf {
-        let mut feed = SyntheticFeed::new(42, symbol_universe(cachebridge_dataplane::market::DEFAULT_SYMBOLS));
-        let now = OffsetDateTime::now_utc();
-        let mut ticks = feed.opening(now);
-        ticks.extend(feed.next_batch(REPLAY_TICKS, now));
-        let mut text = String::new();
-        for tick in &ticks {
-            text.push_str(&serde_json::to_string(tick).expect("a tick serializes"));
-            text.push('\n');
-        }
-        let path = self.logs().join("ticks.ndjson");
-        std::fs::write(&path, text).expect("write the replay file");
-        path
     }
 
     fn reference(&self, case: &Case, captured: &Captured) -> Served {
@@ -220,13 +254,14 @@ impl Rig {
         redis::cmd("SET")
             .arg(key)
             .arg(value)
-            .exec(&mut conn)
+            .query::<()>(&mut conn)
             .expect("SET the reference's body");
     }
 
     // ---- one case -------------------------------------------------------
 
-    fn measure(&self, case: &Case, reader: &mut Served) -> CaseResult {
+    fn measure(&self, case: &Case, stack: &mut Stack) -> CaseResult {
+        let reader = &mut stack.reader;
         eprintln!("case {}: GET {}", case.key, case.path);
         let captured = self.capture(case, reader);
         let mut reference = self.reference(case, &captured);
@@ -235,22 +270,24 @@ impl Rig {
         for served in [&*reader, &reference] {
             self.wrk(served, case, self.settings.warmup);
         }
-        let (reader_rounds, reference_rounds, l1) = self.saturate(case, reader, &reference);
-        let reader_max: Vec<f64> = reader_rounds.iter().map(|s| s.requests_per_sec).collect();
+        let rounds = self.saturate(case, reader, &reference);
+        let reader_max: Vec<f64> = rounds.reader.iter().map(|s| s.requests_per_sec).collect();
         let half_rate = crate::report::median(&reader_max).unwrap_or(0.0) / 2.0;
         let (half_reader, half_reference) = self.half_load(case, half_rate, reader, &reference);
         reader.process.check_alive();
         reference.process.check_alive();
+        stack.writer.check_alive();
         CaseResult {
             case: case.clone(),
             body_len: captured.body.len(),
             header_lines: captured.headers.len(),
-            reader: reader_rounds,
-            reference: reference_rounds,
+            reader: rounds.reader,
+            reference: rounds.reference,
             half_rate,
             half_reader,
             half_reference,
-            l1,
+            l1: rounds.l1,
+            redis_gets: rounds.redis_gets,
             threads: (reader.process.threads(), reference.process.threads()),
         }
     }
@@ -271,29 +308,43 @@ impl Rig {
     }
 
     /// Closed-loop rounds, reader and reference alternating which goes
-    /// first; the reader's L1 look-ups are counted over its rounds.
-    fn saturate(
-        &self,
-        case: &Case,
-        reader: &Served,
-        reference: &Served,
-    ) -> (Vec<Saturation>, Vec<Saturation>, Option<L1Lookups>) {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        let mut l1 = Some(L1Lookups::default());
+    /// first; the reader's L1 look-ups and everyone's Redis `GET`s are
+    /// counted over the rounds.
+    fn saturate(&self, case: &Case, reader: &Served, reference: &Served) -> Rounds {
+        let mut rounds = Rounds {
+            reader: Vec::new(),
+            reference: Vec::new(),
+            l1: Some(L1Lookups::default()),
+            redis_gets: (Some(0), Some(0)),
+        };
         for round in 0..self.settings.rounds {
             let reader_first = round % 2 == 0;
             for is_reader in [reader_first, !reader_first] {
+                let served = if is_reader { reader } else { reference };
+                let (l1_before, gets_before) = (self.l1_lookups(reader), self.redis_gets());
+                let result = self.wrk(served, case, self.settings.round);
+                let (l1_after, gets_after) = (self.l1_lookups(reader), self.redis_gets());
+                let gets = gets_before.zip(gets_after).map(|(b, a)| a.saturating_sub(b));
+                let add = |sum: Option<u64>| sum.zip(gets).map(|(s, g)| s + g);
                 if is_reader {
-                    let before = self.l1_lookups(reader);
-                    ours.push(self.wrk(reader, case, self.settings.round));
-                    let after = self.l1_lookups(reader);
-                    l1 = l1.zip(before.zip(after)).map(|(sum, (b, a))| sum.add(a.since(b)));
+                    rounds.reader.push(result);
+                    let l1 = l1_before.zip(l1_after).map(|(b, a)| a.since(b));
+                    rounds.l1 = rounds.l1.zip(l1).map(|(sum, l1)| sum.add(l1));
+                    rounds.redis_gets.0 = add(rounds.redis_gets.0);
                 } else {
-                    theirs.push(self.wrk(reference, case, self.settings.round));
+                    rounds.reference.push(result);
+                    rounds.redis_gets.1 = add(rounds.redis_gets.1);
                 }
             }
         }
-        (ours, theirs, l1)
+        rounds
+    }
+
+    fn redis_gets(&self) -> Option<u64> {
+        let client = redis::Client::open(self.redis.url()).ok()?;
+        let mut conn = client.get_connection().ok()?;
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).ok()?;
+        redis_get_calls(&info)
     }
 
     /// Fixed-rate rounds at `rate`, alternating like [`saturate`](Self::saturate).
@@ -310,7 +361,7 @@ impl Rig {
             for is_reader in [reader_first, !reader_first] {
                 let served = if is_reader { reader } else { reference };
                 let result = self.open_loop(served, case, rate);
-                if is_reader { &mut ours } else { &mut theirs }.push(result);
+                (if is_reader { &mut ours } else { &mut theirs }).push(result);
             }
         }
         (ours, theirs)
@@ -343,8 +394,10 @@ impl Rig {
 
     fn l1_lookups(&self, reader: &Served) -> Option<L1Lookups> {
         let url = format!("{}/metrics", reader.base);
-        let (status, _, body) = self.http.get(&url).ok()?;
-        (status == StatusCode::OK).then(|| L1Lookups::parse(&String::from_utf8_lossy(&body)))?
+        match self.http.get(&url) {
+            Ok((StatusCode::OK, _, body)) => L1Lookups::parse(&String::from_utf8_lossy(&body)),
+            _ => None,
+        }
     }
 
     // ---- waiting for servers ----------------------------------------------
@@ -407,6 +460,13 @@ impl Http {
                 .expect("a tokio runtime"),
             client: reqwest::Client::new(),
         }
+    }
+
+    fn post(&self, url: &str, body: String) -> Result<StatusCode, String> {
+        self.runtime.block_on(async {
+            let response = self.client.post(url).body(body).send().await;
+            response.map(|r| r.status()).map_err(|e| e.to_string())
+        })
     }
 
     fn get(&self, url: &str) -> Result<(StatusCode, HeaderMap, Bytes), String> {

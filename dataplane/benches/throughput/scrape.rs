@@ -1,6 +1,8 @@
-//! The reader's own count of L1 look-ups, read from its `/metrics`
-//! (`cachebridge_cache_lookups_total{tier="L1",outcome=...}`), so the hit
-//! ratio under load is the reader's figure, not the bench's guess.
+//! Counters read from the servers: the reader's own count of L1 look-ups,
+//! from its `/metrics` (`cachebridge_cache_lookups_total{tier="L1",...}`),
+//! so the hit ratio under load is the reader's figure, not the bench's
+//! guess; and Redis's count of `GET` calls, to see how many Redis round
+//! trips a request really cost.
 
 /// L1 look-ups so far, from one scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,39 +71,23 @@ impl L1Lookups {
     }
 }
 
+/// Calls of `GET` so far, from Redis's `INFO commandstats`
+/// (`cmdstat_get:calls=123,usec=…`); 0 before the first `GET`.
+pub fn redis_get_calls(info: &str) -> Option<u64> {
+    if !info.contains("# Commandstats") {
+        return None;
+    }
+    let calls = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .map(|rest| rest.split(',').next().unwrap_or_default().parse().ok());
+    calls.unwrap_or(Some(0))
+}
+
 /// The value of `name="value"` in a label set.
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     labels.split(',').find_map(|pair| {
         let (key, value) = pair.trim().split_once('=')?;
         (key == name).then(|| value.trim_matches('"'))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TEXT: &str = r#"# HELP cachebridge_cache_lookups Look-ups per cache tier by outcome.
-# TYPE cachebridge_cache_lookups counter
-cachebridge_cache_lookups_total{tier="L1",outcome="hit"} 9990
-cachebridge_cache_lookups_total{outcome="miss",tier="L1"} 10
-cachebridge_cache_lookups_total{tier="L1",outcome="skipped"} 5
-cachebridge_cache_lookups_total{tier="L2",outcome="hit"} 10
-# EOF
-"#;
-
-    #[test]
-    fn counts_l1_lookups() {
-        let counts = L1Lookups::parse(TEXT).unwrap();
-        assert_eq!(counts, L1Lookups { hits: 9990, total: 10_000 });
-        assert_eq!(counts.ratio(), Some(0.999));
-        let earlier = L1Lookups { hits: 990, total: 1_000 };
-        assert_eq!(counts.since(earlier), L1Lookups { hits: 9000, total: 9000 });
-    }
-
-    #[test]
-    fn missing_metric_is_none() {
-        assert_eq!(L1Lookups::parse("# EOF\n"), None);
-        assert_eq!(L1Lookups::default().ratio(), None);
-    }
 }
