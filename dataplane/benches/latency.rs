@@ -480,7 +480,9 @@ impl HttpFanout {
     /// With `background`, another publisher sends that many updated keys
     /// per second (other keys) the whole time.
     async fn figure(&mut self, config: &Config, background: Option<usize>) -> Figure {
-        eprintln!("measuring writer → both readers over HTTP (new ETag), background {background:?} keys/s");
+        eprintln!(
+            "measuring writer → both readers over HTTP (new ETag), background {background:?} keys/s"
+        );
         let readers = [http_replica(config).await, http_replica(config).await];
         let urls = readers
             .each_ref()
@@ -515,7 +517,11 @@ impl HttpFanout {
             }
         };
         assert_eq!(current_seq(config).await, self.seq, "sequence bookkeeping");
-        let key = if background.is_some() { "fanout_http_loaded" } else { "fanout_http" };
+        let key = if background.is_some() {
+            "fanout_http_loaded"
+        } else {
+            "fanout_http"
+        };
         Figure::new(key, label, hist)
     }
 }
@@ -553,7 +559,10 @@ impl Background {
                 }
                 let values = market.other_values(movers, per_cycle, &mut offset);
                 let report = writer.publish(values, now_ms()).await;
-                assert_eq!(report.held_back, 0, "the background publisher was held back");
+                assert_eq!(
+                    report.held_back, 0,
+                    "the background publisher was held back"
+                );
                 published += report.published;
             }
             (published, started.elapsed())
@@ -673,7 +682,12 @@ impl Market {
 
     /// `count` values of keys other than the overview after a few more
     /// ticks, taken round-robin from `offset` so every key gets updated.
-    fn other_values(&mut self, movers: usize, count: usize, offset: &mut usize) -> Vec<(String, Bytes)> {
+    fn other_values(
+        &mut self,
+        movers: usize,
+        count: usize,
+        offset: &mut usize,
+    ) -> Vec<(String, Bytes)> {
         self.advance();
         let others: Vec<_> = self
             .snapshot_values(movers)

@@ -50,7 +50,10 @@ mod sections {
         let doc = "<!-- a:begin -->\nkeep me\n";
         let out = replace_section(doc, "a", "new");
         assert!(out.starts_with(doc.trim_end()), "{out}");
-        assert!(out.ends_with("<!-- a:begin -->\nnew\n<!-- a:end -->\n"), "{out}");
+        assert!(
+            out.ends_with("<!-- a:begin -->\nnew\n<!-- a:end -->\n"),
+            "{out}"
+        );
     }
 }
 
@@ -229,7 +232,10 @@ mod open_loop_lines {
     #[test]
     fn targets() {
         let t = Target::parse("http://127.0.0.1:9/a?b=c").unwrap();
-        assert_eq!((t.authority.as_str(), t.path.as_str()), ("127.0.0.1:9", "/a?b=c"));
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("127.0.0.1:9", "/a?b=c")
+        );
         let t = Target::parse("http://127.0.0.1:9").unwrap();
         assert_eq!(t.path, "/");
         assert!(Target::parse("https://x/").is_err());

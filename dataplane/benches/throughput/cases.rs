@@ -109,9 +109,30 @@ pub fn all() -> Vec<Case> {
     use Reference::{Redis, Static};
     use Setup::{Idle, Publishing, RedisOnly};
     vec![
-        case("ticker", "L1 hit, one ticker, writer publishing", TICKER, Publishing, Static, 0.90),
-        case("dashboard", "L1 hit, dashboard (3 keys)", "/api/v1/dashboard", Publishing, Static, 0.85),
-        case("tickers", "L1 hit, full ticker list", "/api/v1/market/tickers", Publishing, Static, 0.85),
+        case(
+            "ticker",
+            "L1 hit, one ticker, writer publishing",
+            TICKER,
+            Publishing,
+            Static,
+            0.90,
+        ),
+        case(
+            "dashboard",
+            "L1 hit, dashboard (3 keys)",
+            "/api/v1/dashboard",
+            Publishing,
+            Static,
+            0.85,
+        ),
+        case(
+            "tickers",
+            "L1 hit, full ticker list",
+            "/api/v1/market/tickers",
+            Publishing,
+            Static,
+            0.85,
+        ),
         case(
             "symbols",
             &format!("L1 hit, ticker list `?symbols=` ({LIST_SYMBOLS} keys)"),
@@ -120,7 +141,21 @@ pub fn all() -> Vec<Case> {
             Static,
             0.85,
         ),
-        case("redis", "Redis path, one ticker (L1 off, no Memcached)", TICKER, RedisOnly, Redis, 0.85),
-        case("ticker_idle", "L1 hit, one ticker, writer not publishing (pure L1)", TICKER, Idle, Static, 0.90),
+        case(
+            "redis",
+            "Redis path, one ticker (L1 off, no Memcached)",
+            TICKER,
+            RedisOnly,
+            Redis,
+            0.85,
+        ),
+        case(
+            "ticker_idle",
+            "L1 hit, one ticker, writer not publishing (pure L1)",
+            TICKER,
+            Idle,
+            Static,
+            0.90,
+        ),
     ]
 }

@@ -48,6 +48,10 @@ fn main() -> ExitCode {
     let settings = cases::Settings::from_env();
     let run = rig::run_all(&settings);
     let printed = render::report(&run, &settings);
-    report::publish("throughput", &printed, &render::section(&printed, &settings));
+    report::publish(
+        "throughput",
+        &printed,
+        &render::section(&printed, &settings),
+    );
     ExitCode::SUCCESS
 }

@@ -55,7 +55,9 @@ impl Plan {
 
     pub fn parse(args: &[String]) -> Result<Plan, String> {
         let [url, rate, connections, warmup, measure] = args else {
-            return Err(format!("usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS"));
+            return Err(format!(
+                "usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS"
+            ));
         };
         let number = |s: &String| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
         Ok(Plan {

@@ -116,13 +116,20 @@ fn half_load_table(results: &[CaseResult], settings: &Settings) -> String {
     out.push_str("|---|---:|---:|---:|---:|---:|---|\n");
     for r in results {
         let p = |s: &[FixedRate], f: fn(&FixedRate) -> u64| med_ns(s.iter().map(f));
-        let (ours50, ours99) = (p(&r.half_reader, |f| f.p50_ns), p(&r.half_reader, |f| f.p99_ns));
+        let (ours50, ours99) = (
+            p(&r.half_reader, |f| f.p50_ns),
+            p(&r.half_reader, |f| f.p99_ns),
+        );
         let (theirs50, theirs99) = (
             p(&r.half_reference, |f| f.p50_ns),
             p(&r.half_reference, |f| f.p99_ns),
         );
         let ratio = ours99 as f64 / theirs99 as f64;
-        let kept = r.half_reader.iter().chain(&r.half_reference).all(FixedRate::kept_rate);
+        let kept = r
+            .half_reader
+            .iter()
+            .chain(&r.half_reference)
+            .all(FixedRate::kept_rate);
         let result = if kept {
             verdict(ratio <= MAX_P99_RATIO).to_owned()
         } else {
@@ -171,7 +178,11 @@ fn l1_table(results: &[CaseResult]) -> String {
         };
         let (ratio, target, result) = match (r.case.setup, l1.ratio()) {
             (Setup::RedisOnly, _) => ("L1 off".to_owned(), String::new(), String::new()),
-            (_, None) => ("no look-ups".to_owned(), String::new(), verdict(false).to_owned()),
+            (_, None) => (
+                "no look-ups".to_owned(),
+                String::new(),
+                verdict(false).to_owned(),
+            ),
             (setup, Some(ratio)) => {
                 let (target, result) = if setup == Setup::Publishing {
                     (

@@ -89,7 +89,10 @@ fn idle_ticks() -> String {
 
 fn loadavg() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What the closed-loop rounds of one case found.
@@ -266,7 +269,10 @@ impl Rig {
         let captured = self.capture(case, reader);
         let mut reference = self.reference(case, &captured);
         let (_, body) = self.await_ok(&mut reference, &case.path);
-        assert_eq!(body, captured.body, "the reference must answer the captured bytes");
+        assert_eq!(
+            body, captured.body,
+            "the reference must answer the captured bytes"
+        );
         for served in [&*reader, &reference] {
             self.wrk(served, case, self.settings.warmup);
         }
@@ -324,7 +330,9 @@ impl Rig {
                 let (l1_before, gets_before) = (self.l1_lookups(reader), self.redis_gets());
                 let result = self.wrk(served, case, self.settings.round);
                 let (l1_after, gets_after) = (self.l1_lookups(reader), self.redis_gets());
-                let gets = gets_before.zip(gets_after).map(|(b, a)| a.saturating_sub(b));
+                let gets = gets_before
+                    .zip(gets_after)
+                    .map(|(b, a)| a.saturating_sub(b));
                 let add = |sum: Option<u64>| sum.zip(gets).map(|(s, g)| s + g);
                 if is_reader {
                     rounds.reader.push(result);
@@ -343,7 +351,10 @@ impl Rig {
     fn redis_gets(&self) -> Option<u64> {
         let client = redis::Client::open(self.redis.url()).ok()?;
         let mut conn = client.get_connection().ok()?;
-        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut conn)
+            .ok()?;
         redis_get_calls(&info)
     }
 
@@ -439,7 +450,10 @@ impl Rig {
             if now == last {
                 return;
             }
-            assert!(Instant::now() < deadline, "{path} kept changing with the writer idle");
+            assert!(
+                Instant::now() < deadline,
+                "{path} kept changing with the writer idle"
+            );
             last = now;
         }
     }

@@ -33,7 +33,10 @@ impl L1Lookups {
             if label(labels, "tier") != Some("L1") {
                 continue;
             }
-            let Some(value) = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok())
+            let Some(value) = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
             else {
                 continue;
             };
