@@ -81,10 +81,22 @@ pub fn machine(tools: &[(&str, &str)]) -> String {
     ];
     versions.extend(tools.iter().map(|(p, f)| tool_version(p, f)));
     format!(
-        "Machine: nproc {cpus}, {model}, Linux {}; {profile}; {}; {now}",
+        "Machine: nproc {cpus}, {model}, Linux {}; {profile}; {}; load average {} (other work on the machine); {now}",
         kernel.trim(),
         versions.join(", "),
+        load_average(),
     )
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg`.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let averages: Vec<&str> = text.split_whitespace().take(3).collect();
+    if averages.is_empty() {
+        "unknown".to_owned()
+    } else {
+        averages.join(" ")
+    }
 }
 
 /// "program x.y.z" from the program's version output (stdout or stderr).

@@ -52,7 +52,7 @@ pub struct CaseResult {
 
 /// Measures every case, setup by setup.
 pub fn run_all(settings: &Settings) -> Run {
-    let load_before = loadavg();
+    let load_before = crate::report::load_average();
     let rig = Rig::start(settings.clone());
     eprintln!("throughput bench: {}", rig.pinning.describe());
     let cases = cases::all();
@@ -67,7 +67,7 @@ pub fn run_all(settings: &Settings) -> Run {
         machine: crate::report::machine(&[("wrk", "--version")]),
         pinning: rig.pinning,
         load_before,
-        load_after: loadavg(),
+        load_after: crate::report::load_average(),
         results,
     }
 }
@@ -85,14 +85,6 @@ fn idle_ticks() -> String {
         text.push('\n');
     }
     text
-}
-
-fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// What the closed-loop rounds of one case found.
