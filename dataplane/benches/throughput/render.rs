@@ -119,7 +119,7 @@ fn throughput_verdict(
     let per_request = per_request(r.redis_gets.0, &r.reader);
     match per_request {
         Some(gets) if r.case.reference == Reference::Redis && gets < 0.9 => {
-            let mark = "*".repeat(notes.len() + 1);
+            let mark = format!("({})", "*".repeat(notes.len() + 1));
             notes.push(format!(
                 "{mark} Not comparable: the reader made {gets:.3} Redis `GET`s per request, the reference 1. \
                  Concurrent misses of one key share one fetch in the reader (single flight), so with \
