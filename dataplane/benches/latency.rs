@@ -1,5 +1,7 @@
-//! Latency benchmark for the dataplane's two speed targets: an L1 hit under
-//! 1 ms p99 over loopback HTTP, and writer → both readers under 10 ms p99.
+//! Latency benchmark for the dataplane's speed targets: an L1 hit under
+//! 1 ms p99 over loopback HTTP, writer → both readers under 10 ms p99, and
+//! (issue 7) the new version served over HTTP within 1 ms p99 while the
+//! writer publishes 1,000 updated keys per second.
 //!
 //! The targets are checked here, not in timed tests, because timings on a
 //! shared CI machine are noise; a benchmark reports distributions and the
@@ -7,13 +9,16 @@
 //! `memcached` processes started by the integration-test harness, with the
 //! same wiring (`app`) the binary uses, and payloads built by the writer's
 //! own market pipeline. The run prints a Markdown report; with
-//! `CACHEBRIDGE_BENCH_WRITE=1` it also rewrites `BENCHMARKS.md` next to
-//! `Cargo.toml` (so an ordinary run leaves the tree clean).
+//! `CACHEBRIDGE_BENCH_WRITE=1` it also rewrites its section of
+//! `BENCHMARKS.md` next to `Cargo.toml` (so an ordinary run leaves the tree
+//! clean).
 //!
 //! Run: `cargo bench -p cachebridge-dataplane --bench latency`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/report.rs"]
+mod report;
 
 use bytes::Bytes;
 use cachebridge_dataplane::app::{self, Running, Tiers, build_reader};
@@ -26,6 +31,7 @@ use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::{self, publisher::Publisher};
 use common::{PATIENCE, Server, until};
 use hdrhistogram::Histogram;
+use report::{micros, size, thousands};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,6 +59,9 @@ const FANOUT_WARMUP: usize = 100;
 const OPENING_TICKS: usize = 5_000;
 /// Ticks applied between two published overviews, so each one differs.
 const TICKS_PER_UPDATE: usize = 10;
+/// Updated keys per second published beside the measured key in the loaded
+/// variant of the HTTP figure (issue 7).
+const BACKGROUND_KEYS_PER_SEC: usize = 1_000;
 
 const OVERVIEW_PATH: &str = "/api/v1/market/overview";
 const TICKERS_PATH: &str = "/api/v1/market/tickers";
@@ -60,6 +69,7 @@ const TICKERS_PATH: &str = "/api/v1/market/tickers";
 /// The product targets, from the issue.
 const L1_TARGET: Duration = Duration::from_millis(1);
 const FANOUT_TARGET: Duration = Duration::from_millis(10);
+const LOADED_FANOUT_TARGET: Duration = Duration::from_millis(1);
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,13 +77,8 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     let figures = runtime.block_on(measure_all());
-    let text = report(&machine(), &figures);
-    println!("{text}");
-    if std::env::var_os("CACHEBRIDGE_BENCH_WRITE").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
-        std::fs::write(path, document(&text)).expect("write BENCHMARKS.md");
-        eprintln!("wrote {path}");
-    }
+    let text = report(&report::machine(&[]), &figures);
+    report::publish("latency", &text, &section(&text));
 }
 
 // ---- the measurements -----------------------------------------------------
@@ -93,7 +98,13 @@ async fn measure_all() -> Vec<Figure> {
     figures.extend(fanout.applied_figures(&mut market).await);
     figures.push(fanout.visible_figure(&mut market).await);
     let (writer, seq) = fanout.finish(&config).await;
-    figures.push(http_fanout_figure(&config, writer, seq, &mut market).await);
+    let mut http = HttpFanout {
+        writer,
+        seq,
+        market,
+    };
+    figures.push(http.figure(&config, None).await);
+    figures.push(http.figure(&config, Some(BACKGROUND_KEYS_PER_SEC)).await);
     figures
 }
 
@@ -455,42 +466,116 @@ async fn both(a: impl Future<Output = Instant>, b: impl Future<Output = Instant>
 
 // ---- writer → both readers, over HTTP ------------------------------------------
 
-/// Two `app::start_reader` replicas; per update, the time until a client
-/// revalidating with `If-None-Match` gets the new ETag from both.
-async fn http_fanout_figure(
-    config: &Config,
-    mut writer: Publisher,
-    mut seq: u64,
-    market: &mut Market,
-) -> Figure {
-    eprintln!("measuring writer → both readers over HTTP (new ETag)");
-    let readers = [http_replica(config).await, http_replica(config).await];
-    let urls = readers
-        .each_ref()
-        .map(|r| format!("{}{OVERVIEW_PATH}", base_url(r)));
-    let client = common::client();
-    let mut etag = current_etag(&client, &urls).await;
-    let mut hist = histogram();
-    for i in 0..FANOUT_WARMUP + HTTP_FANOUT_UPDATES {
-        let payload = market.next_overview();
-        seq += 1;
-        let started = Instant::now();
-        let (_, (served_at, new_etag)) = tokio::join!(
-            publish_one(&mut writer, payload),
-            new_etag_on_both(&client, &urls, &etag),
+/// The writer's side of the HTTP figures: its publisher, the last update
+/// sequence number it caused, and the market it publishes from.
+struct HttpFanout {
+    writer: Publisher,
+    seq: u64,
+    market: Market,
+}
+
+impl HttpFanout {
+    /// Two `app::start_reader` replicas; per update, the time until a
+    /// client revalidating with `If-None-Match` gets the new ETag from both.
+    /// With `background`, another publisher sends that many updated keys
+    /// per second (other keys) the whole time.
+    async fn figure(&mut self, config: &Config, background: Option<usize>) -> Figure {
+        eprintln!(
+            "measuring writer → both readers over HTTP (new ETag), background {background:?} keys/s"
         );
-        etag = new_etag;
-        if i >= FANOUT_WARMUP {
-            record(&mut hist, served_at - started);
+        let readers = [http_replica(config).await, http_replica(config).await];
+        let urls = readers
+            .each_ref()
+            .map(|r| format!("{}{OVERVIEW_PATH}", base_url(r)));
+        let client = common::client();
+        let mut etag = current_etag(&client, &urls).await;
+        let load = background.map(|per_sec| Background::start(config, per_sec));
+        let mut hist = histogram();
+        for i in 0..FANOUT_WARMUP + HTTP_FANOUT_UPDATES {
+            let payload = self.market.next_overview();
+            self.seq += 1;
+            let started = Instant::now();
+            let (_, (served_at, new_etag)) = tokio::join!(
+                publish_one(&mut self.writer, payload),
+                new_etag_on_both(&client, &urls, &etag),
+            );
+            etag = new_etag;
+            if i >= FANOUT_WARMUP {
+                record(&mut hist, served_at - started);
+            }
         }
+        let label = match load {
+            None => "writer → both readers over HTTP: new ETag served (client polling with `If-None-Match`)".to_owned(),
+            Some(load) => {
+                let (published, per_sec) = load.stop().await;
+                self.seq += published as u64;
+                format!(
+                    "writer → both readers over HTTP, new ETag served, while {} other updated keys/s are published (measured: {})",
+                    thousands(background.unwrap_or_default() as f64),
+                    thousands(per_sec)
+                )
+            }
+        };
+        assert_eq!(current_seq(config).await, self.seq, "sequence bookkeeping");
+        let key = if background.is_some() {
+            "fanout_http_loaded"
+        } else {
+            "fanout_http"
+        };
+        Figure::new(key, label, hist)
     }
-    assert_eq!(current_seq(config).await, seq, "sequence bookkeeping");
-    Figure::new(
-        "fanout_http",
-        "writer → both readers over HTTP: new ETag served (client polling with `If-None-Match`)"
-            .into(),
-        hist,
-    )
+}
+
+/// Values per publish to send `per_sec` a second, one publish per `interval`.
+fn per_cycle(per_sec: usize, interval: Duration) -> usize {
+    (per_sec as f64 * interval.as_secs_f64()).round() as usize
+}
+
+/// A second publisher on the bridge sending updated values of other keys
+/// than the measured one (tickers, signals, lists) at a steady rate, in the
+/// writer's cadence: one pipelined publish per default publish interval.
+struct Background {
+    stop: watch::Sender<bool>,
+    /// Updates accepted, and for how long it ran.
+    task: tokio::task::JoinHandle<(usize, Duration)>,
+}
+
+impl Background {
+    fn start(config: &Config, per_sec: usize) -> Background {
+        let mut writer = publisher(config);
+        let mut market = Market::new(config.writer.symbols);
+        let movers = config.writer.movers;
+        let interval = Config::default().writer.publish_interval;
+        let per_cycle = per_cycle(per_sec, interval);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut cycles = tokio::time::interval(interval);
+            let (mut published, mut offset) = (0, 0);
+            loop {
+                tokio::select! {
+                    _ = cycles.tick() => {}
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                }
+                let values = market.other_values(movers, per_cycle, &mut offset);
+                let report = writer.publish(values, now_ms()).await;
+                assert_eq!(
+                    report.held_back, 0,
+                    "the background publisher was held back"
+                );
+                published += report.published;
+            }
+            (published, started.elapsed())
+        });
+        Background { stop, task }
+    }
+
+    /// Stops it; returns the updates it published and their rate per second.
+    async fn stop(self) -> (usize, f64) {
+        self.stop.send_replace(true);
+        let (published, took) = self.task.await.expect("the background publisher");
+        (published, per_second(published, took))
+    }
 }
 
 async fn http_replica(config: &Config) -> Running {
@@ -590,11 +675,36 @@ impl Market {
     /// A new overview after a few more ticks (total volume only grows, so
     /// every overview differs from the previous one).
     fn next_overview(&mut self) -> Bytes {
+        let now = self.advance();
+        let overview = Overview::from_book(&self.book, now);
+        Bytes::from(serde_json::to_vec(&overview).expect("the overview serializes"))
+    }
+
+    /// `count` values of keys other than the overview after a few more
+    /// ticks, taken round-robin from `offset` so every key gets updated.
+    fn other_values(
+        &mut self,
+        movers: usize,
+        count: usize,
+        offset: &mut usize,
+    ) -> Vec<(String, Bytes)> {
+        self.advance();
+        let others: Vec<_> = self
+            .snapshot_values(movers)
+            .into_iter()
+            .filter(|(key, _)| key != logical::OVERVIEW)
+            .collect();
+        let start = *offset % others.len();
+        *offset = start + count;
+        let count = count.min(others.len());
+        others.into_iter().cycle().skip(start).take(count).collect()
+    }
+
+    fn advance(&mut self) -> OffsetDateTime {
         let now = OffsetDateTime::now_utc();
         self.book
             .apply_all(&self.feed.next_batch(TICKS_PER_UPDATE, now));
-        let overview = Overview::from_book(&self.book, now);
-        Bytes::from(serde_json::to_vec(&overview).expect("the overview serializes"))
+        now
     }
 }
 
@@ -655,7 +765,7 @@ fn per_second(count: usize, took: Duration) -> f64 {
 }
 
 /// The targets: (what, figure key, limit).
-const TARGETS: [(&str, &str, Duration); 5] = [
+const TARGETS: [(&str, &str, Duration); 6] = [
     (
         "L1 hit over loopback HTTP < 1 ms p99 (overview)",
         "http_overview",
@@ -680,6 +790,11 @@ const TARGETS: [(&str, &str, Duration); 5] = [
         "writer → both readers < 10 ms p99 (new ETag over HTTP)",
         "fanout_http",
         FANOUT_TARGET,
+    ),
+    (
+        "writer → both readers over HTTP ≤ 1 ms p99 while 1,000 other keys/s are published",
+        "fanout_http_loaded",
+        LOADED_FANOUT_TARGET,
     ),
 ];
 
@@ -722,86 +837,18 @@ fn report(machine: &str, figures: &[Figure]) -> String {
     out
 }
 
-/// Nanoseconds as microseconds, with more decimals for small values.
-fn micros(nanos: u64) -> String {
-    let us = nanos as f64 / 1_000.0;
-    match us {
-        x if x < 10.0 => format!("{x:.2}"),
-        x if x < 100.0 => format!("{x:.1}"),
-        x => thousands(x),
-    }
-}
-
-/// A whole number with comma grouping: 12,345.
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.round());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn size(bytes: usize) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
-}
-
-/// One line describing where the figures were taken.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let profile = if cfg!(debug_assertions) {
-        "debug build (unoptimized: figures not representative)"
-    } else {
-        "optimized build (`cargo bench` profile)"
-    };
-    let now = OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    format!(
-        "Machine: nproc {cpus}, {model}, Linux {}; {profile}; {}, {}; {now}",
-        kernel.trim(),
-        tool_version("redis-server", "--version"),
-        tool_version("memcached", "-V"),
-    )
-}
-
-fn tool_version(program: &str, flag: &str) -> String {
-    let output = std::process::Command::new(program).arg(flag).output();
-    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    let text = text.unwrap_or_default();
-    match program {
-        "redis-server" => text
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("v="))
-            .map_or(program.to_owned(), |v| format!("redis-server {v}")),
-        _ => text.trim().to_owned(),
-    }
-}
-
-/// BENCHMARKS.md: how to run, the report, and what each figure means.
-fn document(report: &str) -> String {
+/// Its `BENCHMARKS.md` section: how to run, the report, what each figure
+/// means.
+fn section(report: &str) -> String {
     let n = |count: usize| thousands(count as f64);
+    let interval = Config::default().writer.publish_interval;
     format!(
-        r#"# Dataplane latency benchmarks
+        r#"## Latency
 
-Written by `dataplane/benches/latency.rs` on every run; the figures below
-are from the last run, on the machine named in its first line.
+Written by `dataplane/benches/latency.rs`; the figures below are from the
+last recorded run, on the machine named in their first line.
 
-## How to run
+### How to run
 
 ```sh
 cargo bench -p cachebridge-dataplane --bench latency
@@ -809,10 +856,10 @@ cargo bench -p cachebridge-dataplane --bench latency
 
 It needs `redis-server` and `memcached` on `PATH` (the same Debian packages
 the integration tests use) and starts its own on free loopback ports. It
-takes well under two minutes, prints the report below, and rewrites this
-file.
+takes about two minutes, prints the report below, and with
+`CACHEBRIDGE_BENCH_WRITE=1` rewrites this section.
 
-## Results
+### Results
 
 {report}
 Latencies are per operation, in microseconds, from an HDR histogram
@@ -820,7 +867,7 @@ Latencies are per operation, in microseconds, from an HDR histogram
 Compare the in-process figure with the HTTP ones: nearly all of an L1 hit
 over HTTP is HTTP, loopback TCP and task scheduling, not the cache.
 
-## What each figure measures
+### What each figure measures
 
 - **L1 hit over HTTP**: a reader started with `app::start_reader` against
   real Redis and Memcached, after the writer's `Publisher` stored one full
@@ -853,6 +900,13 @@ over HTTP is HTTP, loopback TCP and task scheduling, not the cache.
   with `If-None-Match: <old ETag>` (304 until the update lands), and the
   figure is until both answered 200 with the new ETag. The polling itself
   competes for the CPUs, so this is an upper bound on the real delay.
+- **… while other keys are published**: the same with two fresh readers,
+  while a second `Publisher` on the bridge publishes {background} updated
+  values of other keys (tickers, signals, lists; round-robin over all of
+  them) per second, in the writer's cadence: one pipelined publish of
+  {per_cycle} values every {interval_ms} ms. Both readers apply every one of those
+  announcements while they serve the measured key. The sequence bookkeeping
+  counts the background's accepted updates too.
 
 Bench settings: no heartbeats (the interval is 60 s and `publish` is called
 directly), L1 TTL and staleness budget 10 min so neither expires mid-run,
@@ -866,5 +920,8 @@ the previous one was seen by both readers.
         fanout_warmup = n(FANOUT_WARMUP),
         visible = n(VISIBLE_UPDATES),
         http_fanout = n(HTTP_FANOUT_UPDATES),
+        background = n(BACKGROUND_KEYS_PER_SEC),
+        per_cycle = n(per_cycle(BACKGROUND_KEYS_PER_SEC, interval)),
+        interval_ms = interval.as_millis(),
     )
 }
