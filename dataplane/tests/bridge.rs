@@ -31,6 +31,7 @@ fn status(redis: &Server, secret: Option<&str>) -> CacheBridgeStatus {
             redis: Some(redis.url()),
             memcached: vec![],
             reader: None,
+            sentinel: None,
         },
         password_secret: secret.map(|name| SecretKeySelector {
             name: name.into(),
@@ -78,6 +79,7 @@ async fn seed(redis: &Server, password: Option<&str>, body: &'static str) {
     cfg.key_prefix = Some("cb:markets:quotes:".into());
     let credentials = Credentials {
         redis_password: password.map(str::to_owned),
+        ..Credentials::default()
     };
     let tiers = Tiers::connect_with(&cfg, &credentials, "seed", false).unwrap();
     let mut publisher = Publisher::new(
@@ -109,7 +111,7 @@ async fn the_status_and_secret_give_the_connection_settings() {
     ))
     .await;
     let resolved = Source::new(client, NS, NAME).resolve().await.unwrap();
-    assert_eq!(resolved.redis_url, redis.url());
+    assert_eq!(resolved.redis_url, Some(redis.url()));
     assert_eq!(resolved.key_prefix.as_deref(), Some("cb:markets:quotes:"));
     assert_eq!(
         resolved.credentials.redis_password.as_deref(),

@@ -116,19 +116,63 @@ impl TieredCache {
 
     /// The value of a logical key from the fastest tier that has a current one.
     pub async fn get(&self, logical: &str) -> Result<Lookup, Miss> {
-        if let Some(found) = self.l1_get(logical).await {
-            return Ok(found);
+        let outdated = match self.l1_get(logical).await {
+            Ok(found) => return Ok(found),
+            Err(outdated) => outdated,
+        };
+        let loaded = match self.load(logical).await {
+            Ok(first) if first.env.version >= self.floor(logical) => Ok(first),
+            // A newer version was announced while we fetched: drop what we
+            // got and load once more; L3 already holds the announced version.
+            Ok(_) => {
+                self.l1.invalidate(logical).await;
+                self.load(logical).await
+            }
+            Err(miss) => Err(miss),
+        };
+        match outdated {
+            Some(copy) => Ok(self.never_older(logical, loaded, copy).await),
+            None => loaded,
         }
-        let first = self.load(logical).await?;
-        if first.env.version >= self.floor(logical) {
-            return Ok(first);
-        }
-        // A newer version was announced while we fetched: drop what we got
-        // and load once more; L3 already holds the announced version.
-        self.l1.invalidate(logical).await;
-        self.load(logical).await
     }
 
+    /// What to answer when L1 held an older copy than announced: the loaded
+    /// value, unless the tiers below could not give one at least as new as
+    /// that copy. That happens after a failover (the new primary may lack
+    /// the last updates until the writer re-publishes them, or be away for a
+    /// moment); the copy then stays in L1 and is served (marked stale by the
+    /// reader, which is not synced meanwhile) instead of an error or a
+    /// version older than one this reader already served.
+    async fn never_older(
+        &self,
+        logical: &str,
+        loaded: Result<Lookup, Miss>,
+        copy: Arc<Envelope>,
+    ) -> Lookup {
+        if let Ok(found) = loaded
+            && found.env.version >= copy.version
+        {
+            return found;
+        }
+        let version = copy.version;
+        let kept = Cached {
+            env: Arc::clone(&copy),
+            origin: Tier::L1,
+        };
+        self.l1
+            .entry(logical.to_owned())
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(c) if c.value().env.version >= version => moka::ops::compute::Op::Nop,
+                    _ => moka::ops::compute::Op::Put(kept),
+                }
+            })
+            .await;
+        Lookup {
+            env: copy,
+            tier: Tier::L1,
+        }
+    }
     /// Fills L1 from the tiers below, once for all concurrent callers.
     async fn load(&self, logical: &str) -> Result<Lookup, Miss> {
         let cached = self
@@ -144,22 +188,24 @@ impl TieredCache {
         })
     }
 
-    async fn l1_get(&self, logical: &str) -> Option<Lookup> {
+    /// An L1 hit, or why not: `Err(Some(copy))` for a copy older than the
+    /// announced version (taken out of L1; kept by the caller as a last resort).
+    async fn l1_get(&self, logical: &str) -> Result<Lookup, Option<Arc<Envelope>>> {
         let started = Instant::now();
         let Some(cached) = self.l1.get(logical).await else {
             self.metrics
                 .lookup(Tier::L1, Outcome::miss, Some(elapsed(started)));
-            return None;
+            return Err(None);
         };
         if cached.env.version < self.floor(logical) {
             self.metrics
                 .lookup(Tier::L1, Outcome::outdated, Some(elapsed(started)));
             self.l1.invalidate(logical).await;
-            return None;
+            return Err(Some(cached.env));
         }
         self.metrics
             .lookup(Tier::L1, Outcome::hit, Some(elapsed(started)));
-        Some(Lookup {
+        Ok(Lookup {
             env: cached.env,
             tier: Tier::L1,
         })
@@ -301,18 +347,13 @@ impl TieredCache {
         self.floors_lock().get(logical).copied().unwrap_or(0)
     }
 
-    /// Applies an update announcement: raise the floor, drop an older L1 copy.
+    /// Applies an update announcement: raise the floor. An older L1 copy
+    /// stays until the next request for it, which replaces it (or, if no
+    /// tier below can, serves it rather than fail: see `never_older`).
     pub async fn announce(&self, logical: &str, version: u64) {
-        {
-            let mut floors = self.floors_lock();
-            let floor = floors.entry(logical.to_owned()).or_insert(0);
-            *floor = (*floor).max(version);
-        }
-        if let Some(cached) = self.l1.get(logical).await
-            && cached.env.version < version
-        {
-            self.l1.invalidate(logical).await;
-        }
+        let mut floors = self.floors_lock();
+        let floor = floors.entry(logical.to_owned()).or_insert(0);
+        *floor = (*floor).max(version);
     }
 
     /// Drops every L1 entry: the last resort when missed updates cannot be
