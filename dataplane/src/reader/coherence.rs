@@ -99,8 +99,15 @@ impl Coherence {
 
     /// Follows the writer until the task is dropped.
     pub async fn run(self: Arc<Self>) {
-        let mut first = true;
+        // A follower restarted on the same cache resumes from its position.
+        let mut first = self
+            .epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
         let mut backoff = Duration::from_millis(100);
+        // Not synced until it has checked (also when restarted after a stop).
+        self.set_synced(false);
         loop {
             let subscription = match self.cache.l3().subscribe().await {
                 Ok(s) => s,
