@@ -20,7 +20,8 @@ mod common;
 use cachebridge_dataplane::app::{self, Role, Running};
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::metrics::ReasonLabels;
-use common::{SentinelGroup, Timing, client, eventually, free_port, named_primary, tick};
+use cachebridge_testkit::sentinel::Timing;
+use common::{SentinelGroup, client, eventually, free_port, named_primary, tick};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

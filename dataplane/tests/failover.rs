@@ -16,9 +16,10 @@ use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
+use cachebridge_testkit::sentinel::Timing;
 use common::{
-    SentinelGroup, Timing, client, eventually, free_port, new_primary, replication,
-    sentinel_config, sentinel_credentials, tick, until,
+    SentinelGroup, client, eventually, free_port, new_primary, replication, sentinel_config,
+    sentinel_credentials, tick, until,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -202,22 +203,23 @@ async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back
     for task in loads.iter().chain([&feeder]) {
         task.abort();
     }
-    let seen = seen.lock().unwrap();
-    assert!(
-        seen.failures.is_empty(),
-        "errors during failover: {:?}",
-        seen.failures
-    );
-    assert!(
-        seen.backwards.is_empty(),
-        "versions went back: {:?}",
-        seen.backwards
-    );
-    assert!(
-        seen.stale > stale_before,
-        "answers during the failover are marked stale"
-    );
-    drop(seen);
+    {
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.failures.is_empty(),
+            "errors during failover: {:?}",
+            seen.failures
+        );
+        assert!(
+            seen.backwards.is_empty(),
+            "versions went back: {:?}",
+            seen.backwards
+        );
+        assert!(
+            seen.stale > stale_before,
+            "answers during the failover are marked stale"
+        );
+    }
 
     // The killed process comes back as a replica of the new primary.
     group.redis_on(old).restart();

@@ -9,7 +9,7 @@ use cachebridge_dataplane::config::{Config, Source};
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
-pub use cachebridge_testkit::sentinel::{self, SentinelGroup, Timing};
+pub use cachebridge_testkit::sentinel::{self, SentinelGroup};
 pub use cachebridge_testkit::{PATIENCE, Server, free_port};
 use std::sync::Arc;
 use std::time::Duration;
