@@ -142,12 +142,14 @@ impl Publisher {
 
     /// Retries what is held back; called on every cycle even with no new data.
     pub async fn flush(&mut self) -> FlushReport {
-        self.follow_epoch().await;
         let mut report = FlushReport::default();
         // Each round settles at least every published value of a batch; the
         // bound only guards against another writer racing us forever.
         let rounds = self.pending_l3.len() / BATCH + 3;
         for _ in 0..rounds {
+            // Also between rounds: the store may have moved to a new primary
+            // while sending the last batch.
+            self.follow_epoch().await;
             if self.pending_l3.is_empty() {
                 break;
             }
