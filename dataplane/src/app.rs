@@ -37,7 +37,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(
-        "{role} needs Redis: pass --redis URL (or --redis-sentinel with --redis-master), set CACHEBRIDGE_REDIS, or set redis.url in the config file"
+        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file (or name Sentinels: --redis-sentinel with --redis-master)"
     )]
     NoRedis { role: &'static str },
     #[error("cannot use Redis at {url}: {reason}")]

@@ -413,11 +413,14 @@ async fn the_writer_is_ready_only_while_redis_takes_its_values() {
         (get(&ready).await.status() == StatusCode::OK).then_some(())
     })
     .await;
-    let metrics = get(&format!("{url}/metrics")).await.text().await.unwrap();
-    assert!(
-        metrics.contains("cachebridge_writer_publishes_total{reason=\"published\"}"),
-        "{metrics}"
-    );
+    // Ready can come before the feed's first values: wait for them.
+    eventually("values published", || async {
+        let metrics = get(&format!("{url}/metrics")).await.text().await.ok()?;
+        metrics
+            .contains("cachebridge_writer_publishes_total{reason=\"published\"}")
+            .then_some(())
+    })
+    .await;
     assert_eq!(
         get(&format!("{url}/healthz")).await.status(),
         StatusCode::OK

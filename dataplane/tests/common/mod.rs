@@ -164,3 +164,24 @@ pub async fn new_primary(group: &SentinelGroup, old: u16) -> u16 {
     })
     .await
 }
+
+/// Awaits every other running Redis of the group replicating from `primary`.
+pub async fn replicas_linked(group: &mut SentinelGroup, primary: u16) {
+    let replicas: Vec<u16> = group
+        .redis
+        .iter_mut()
+        .filter_map(|s| (s.port != primary && s.is_running()).then_some(s.port))
+        .collect();
+    eventually("replicas linked to the primary", || async {
+        replicas
+            .iter()
+            .all(|p| {
+                replication(*p).is_some_and(|i| {
+                    i.contains("master_link_status:up")
+                        && i.contains(&format!("master_port:{primary}"))
+                })
+            })
+            .then_some(())
+    })
+    .await;
+}
