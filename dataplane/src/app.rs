@@ -8,13 +8,14 @@ use crate::cache::l1;
 use crate::cache::l2_memcached::Memcached;
 use crate::cache::l3::L3;
 use crate::cache::l3::memory::MemoryStore;
-use crate::cache::l3::redis::{RedisStore, RedisTarget};
+use crate::cache::l3::redis::{Locator, RedisStore, StoreSettings};
+use crate::cache::l3::sentinel::{Login, Sentinels};
 use crate::config::{Config, Source};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::reader::coherence::Coherence;
 use crate::reader::{Reader, stats};
-use crate::writer::publisher::Publisher;
+use crate::writer::publisher::{Publisher, ReplicaWait};
 use crate::writer::{self, ingest, sources};
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -27,6 +28,8 @@ use tokio::task::JoinSet;
 
 /// Environment variable holding the Redis password (from a Secret).
 pub const REDIS_PASSWORD_ENV: &str = "CACHEBRIDGE_REDIS_PASSWORD";
+/// Environment variable holding the Sentinel password (from a Secret).
+pub const SENTINEL_PASSWORD_ENV: &str = "CACHEBRIDGE_REDIS_SENTINEL_PASSWORD";
 
 /// Why a process could not start, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +37,12 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(
-        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file"
+        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file (or name Sentinels: --redis-sentinel with --redis-master)"
     )]
     NoRedis { role: &'static str },
     #[error("cannot use Redis at {url}: {reason}")]
     Redis { url: String, reason: String },
-    #[error("cannot read the Redis password file {path}: {source}")]
+    #[error("cannot read the password file {path}: {source}")]
     PasswordFile {
         path: String,
         source: std::io::Error,
@@ -58,35 +61,46 @@ pub enum StartError {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     pub redis_password: Option<String>,
+    pub sentinel_password: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.redis_password.as_ref().map(|_| "<redacted>");
+        let shown = |p: &Option<String>| p.as_ref().map(|_| "<redacted>");
         f.debug_struct("Credentials")
-            .field("redis_password", &shown)
+            .field("redis_password", &shown(&self.redis_password))
+            .field("sentinel_password", &shown(&self.sentinel_password))
             .finish()
     }
 }
 
 impl Credentials {
-    /// The password comes from a file (a mounted Secret) or the environment;
+    /// Passwords come from a file (a mounted Secret) or the environment;
     /// never from the config file or a flag, which end up in logs and ConfigMaps.
     pub fn load(config: &Config) -> Result<Credentials, StartError> {
-        let redis_password = match &config.redis.password_file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Some(text.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            None => std::env::var(REDIS_PASSWORD_ENV)
-                .ok()
-                .filter(|p| !p.is_empty()),
-        };
-        Ok(Credentials { redis_password })
+        let redis = &config.redis;
+        Ok(Credentials {
+            redis_password: password(redis.password_file.as_deref(), REDIS_PASSWORD_ENV)?,
+            sentinel_password: password(
+                redis.sentinel_password_file.as_deref(),
+                SENTINEL_PASSWORD_ENV,
+            )?,
+        })
+    }
+}
+
+/// A password from its file if one is named, else from the environment.
+fn password(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>, StartError> {
+    match file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+        }
+        None => Ok(std::env::var(env).ok().filter(|p| !p.is_empty())),
     }
 }
 
@@ -115,11 +129,11 @@ impl Tiers {
     ) -> Result<Tiers, StartError> {
         config.validate()?;
         let keys = Keys::new(config.key_prefix());
-        let l3 = match &config.redis.url {
-            Some(url) => L3::Redis(Box::new(redis_store(
+        let l3 = match redis_locator(config, credentials) {
+            Some(locator) => L3::Redis(Box::new(redis_store(
                 config,
                 credentials,
-                url,
+                locator,
                 keys.clone(),
             )?)),
             None if allow_embedded => L3::Memory(MemoryStore::new(
@@ -158,27 +172,52 @@ impl Tiers {
     }
 }
 
+/// A fixed URL, the Sentinels, or none configured.
+fn redis_locator(config: &Config, credentials: &Credentials) -> Option<Locator> {
+    let redis = &config.redis;
+    if redis.uses_sentinel() {
+        let sentinels = Sentinels::new(
+            redis.sentinel.clone(),
+            redis.master.clone().unwrap_or_default(),
+            Login {
+                username: redis.sentinel_username.clone(),
+                password: credentials.sentinel_password.clone(),
+            },
+            redis_login(config, credentials),
+            config.cache.tier_timeout,
+        );
+        return Some(Locator::Sentinel(sentinels));
+    }
+    redis.url.clone().map(Locator::Url)
+}
+
+fn redis_login(config: &Config, credentials: &Credentials) -> Login {
+    Login {
+        username: config.redis.username.clone(),
+        password: credentials.redis_password.clone(),
+    }
+}
+
 fn redis_store(
     config: &Config,
     credentials: &Credentials,
-    url: &str,
+    locator: Locator,
     keys: Keys,
 ) -> Result<RedisStore, StartError> {
-    let target = RedisTarget {
-        url,
-        username: config.redis.username.as_deref(),
-        password: credentials.redis_password.as_deref(),
+    let url = match &locator {
+        Locator::Url(url) => url.clone(),
+        Locator::Sentinel(s) => format!("Sentinel master {:?}", s.master()),
     };
-    RedisStore::new(
-        target,
-        keys,
-        config.cache.tier_timeout,
-        config.cache.l3_ttl,
-        config.coherence.stream_max_len,
-    )
-    .map_err(|e| StartError::Redis {
-        url: url.to_owned(),
-        reason: e.to_string(),
+    let settings = StoreSettings {
+        timeout: config.cache.tier_timeout,
+        ttl: config.cache.l3_ttl,
+        stream_max_len: config.coherence.stream_max_len,
+    };
+    RedisStore::open(locator, redis_login(config, credentials), keys, settings).map_err(|e| {
+        StartError::Redis {
+            url,
+            reason: e.to_string(),
+        }
     })
 }
 
@@ -427,13 +466,18 @@ fn spawn_writer(
         Source::None => tracing::info!("no built-in source: waiting for POST /ingest"),
     }
     let breaker = (config.cache.breaker_failures, config.cache.breaker_cooldown);
+    let wait = ReplicaWait {
+        replicas: config.redis.wait_replicas,
+        timeout: config.redis.wait_timeout,
+    };
     let publisher = Publisher::new(
         tiers.keys,
         tiers.l3,
         tiers.l2.map(Arc::new),
         breaker,
         Arc::clone(metrics),
-    );
+    )
+    .with_replica_wait(Some(wait));
     let (healthy, readiness) = watch::channel(false);
     tasks.spawn(writer::publish_loop(
         book.clone(),

@@ -7,6 +7,11 @@
 //! through the Kubernetes API, wait (saying why) until the operator has
 //! filled them in, and keep checking: when the endpoints or the password
 //! change, the process reconnects in place instead of needing a restart.
+//!
+//! When the status names Sentinels (`endpoints.sentinel`), the primary is
+//! found and followed through them, and `endpoints.redis` (the primary as
+//! the operator last saw it) is ignored: a failover must not look like a
+//! change of settings, which would restart the process.
 
 use crate::app::{self, Credentials, Role, Running, StartError};
 use crate::config::Config;
@@ -18,7 +23,9 @@ use std::time::Duration;
 /// Everything the status decides about how to reach the tiers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Resolved {
-    pub redis_url: String,
+    /// The fixed Redis, when there are no Sentinels.
+    pub redis_url: Option<String>,
+    pub sentinel: Option<SentinelTarget>,
     pub redis_username: Option<String>,
     pub memcached: Vec<String>,
     pub key_prefix: Option<String>,
@@ -29,11 +36,34 @@ impl std::fmt::Debug for Resolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolved")
             .field("redis_url", &self.redis_url)
+            .field("sentinel", &self.sentinel)
             .field("redis_username", &self.redis_username)
             .field("memcached", &self.memcached)
             .field("key_prefix", &self.key_prefix)
             .field("credentials", &self.credentials)
             .finish()
+    }
+}
+
+/// The Sentinels to find the primary through (they take no user name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelTarget {
+    pub servers: Vec<String>,
+    pub master_name: String,
+}
+
+impl Resolved {
+    /// Where Redis is, for logs.
+    pub fn redis(&self) -> String {
+        match (&self.sentinel, &self.redis_url) {
+            (Some(s), _) => format!(
+                "Sentinel master {} via {}",
+                s.master_name,
+                s.servers.join(",")
+            ),
+            (None, Some(url)) => url.clone(),
+            (None, None) => "nowhere".into(),
+        }
     }
 }
 
@@ -101,25 +131,55 @@ impl Source {
         let status = bridge.status.ok_or_else(|| {
             BridgeError::NotReady(format!("CacheBridge {} has no status yet", self.what()))
         })?;
-        let redis_url = status.endpoints.redis.clone().ok_or_else(|| {
-            BridgeError::NotReady(format!(
-                "CacheBridge {} has no Redis endpoint in its status yet",
-                self.what()
-            ))
-        })?;
-        let password = match &status.password_secret {
-            Some(selector) => Some(self.password(&selector.name, &selector.key).await?),
-            None => None,
+        let (redis_url, sentinel, sentinel_password) = match &status.endpoints.sentinel {
+            Some(s) if s.servers.is_empty() => {
+                return Err(BridgeError::NotReady(format!(
+                    "CacheBridge {} names no Sentinels in its status yet",
+                    self.what()
+                )));
+            }
+            Some(s) => {
+                let target = SentinelTarget {
+                    servers: s.servers.clone(),
+                    master_name: s.master_name.clone(),
+                };
+                (
+                    None,
+                    Some(target),
+                    self.secret(s.password_secret.as_ref()).await?,
+                )
+            }
+            None => {
+                let url = status.endpoints.redis.clone().ok_or_else(|| {
+                    BridgeError::NotReady(format!(
+                        "CacheBridge {} has no Redis endpoint in its status yet",
+                        self.what()
+                    ))
+                })?;
+                (Some(url), None, None)
+            }
         };
         Ok(Resolved {
             redis_url,
+            sentinel,
             redis_username: status.redis_username.clone(),
             memcached: status.endpoints.memcached.clone(),
             key_prefix: (!status.key_prefix.is_empty()).then(|| status.key_prefix.clone()),
             credentials: Credentials {
-                redis_password: password,
+                redis_password: self.secret(status.password_secret.as_ref()).await?,
+                sentinel_password,
             },
         })
+    }
+
+    async fn secret(
+        &self,
+        selector: Option<&cachebridge_api::v1alpha1::SecretKeySelector>,
+    ) -> Result<Option<String>, BridgeError> {
+        match selector {
+            Some(selector) => Ok(Some(self.password(&selector.name, &selector.key).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn password(&self, secret: &str, key: &str) -> Result<String, BridgeError> {
@@ -169,9 +229,17 @@ impl Source {
 /// The base configuration with the resolved settings applied.
 pub fn configure(base: &Config, resolved: &Resolved) -> Config {
     let mut config = base.clone();
-    config.redis.url = Some(resolved.redis_url.clone());
+    config.redis.url = resolved.redis_url.clone();
     config.redis.username = resolved.redis_username.clone();
     config.redis.password_file = None;
+    config.redis.sentinel = resolved
+        .sentinel
+        .as_ref()
+        .map(|s| s.servers.clone())
+        .unwrap_or_default();
+    config.redis.master = resolved.sentinel.as_ref().map(|s| s.master_name.clone());
+    config.redis.sentinel_username = None;
+    config.redis.sentinel_password_file = None;
     config.memcached.servers = resolved.memcached.clone();
     if resolved.key_prefix.is_some() {
         config.key_prefix = resolved.key_prefix.clone();
@@ -211,7 +279,7 @@ pub async fn run(
     loop {
         let config = configure(base, &current);
         let mut running: Running = app::start(role, &config, &current.credentials).await?;
-        tracing::info!(redis = %current.redis_url, memcached = ?current.memcached, "connected from CacheBridge status");
+        tracing::info!(redis = %current.redis(), memcached = ?current.memcached, "connected from CacheBridge status");
         let changed = loop {
             tokio::select! {
                 _ = running.wait() => return Err(RunError::Stopped),
@@ -230,7 +298,7 @@ pub async fn run(
                 }
             }
         };
-        tracing::info!(redis = %changed.redis_url, "CacheBridge settings changed; reconnecting");
+        tracing::info!(redis = %changed.redis(), "CacheBridge settings changed; reconnecting");
         running.stop().await;
         current = changed;
     }

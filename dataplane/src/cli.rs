@@ -21,7 +21,10 @@ embedded store, no servers needed. In a deployment, run one `writer` and any num
 against the same Redis (and Memcached).\n\n\
 Every flag can also be set through the environment variable named in its help, or in a YAML file \
 given with --config (see `show-config` for its shape). Flags win over the file. The Redis password \
-is read from CACHEBRIDGE_REDIS_PASSWORD or --redis-password-file, never from a flag."
+is read from CACHEBRIDGE_REDIS_PASSWORD or --redis-password-file, never from a flag (the Sentinel \
+password likewise from CACHEBRIDGE_REDIS_SENTINEL_PASSWORD or --redis-sentinel-password-file).\n\n\
+With --redis-sentinel and --redis-master instead of --redis, writer and readers find the Redis \
+primary through Sentinel and follow its failovers without a restart."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -104,6 +107,27 @@ pub struct TierArgs {
     /// File holding the Redis password (e.g. a mounted Secret).
     #[arg(long, env = "CACHEBRIDGE_REDIS_PASSWORD_FILE", value_name = "FILE")]
     pub redis_password_file: Option<PathBuf>,
+    /// Sentinels to find the Redis primary through (instead of --redis), comma-separated.
+    #[arg(
+        long,
+        env = "CACHEBRIDGE_REDIS_SENTINEL",
+        value_name = "HOST:PORT[,...]",
+        value_delimiter = ','
+    )]
+    pub redis_sentinel: Option<Vec<String>>,
+    /// With --redis-sentinel: the name the Sentinels monitor the primary under.
+    #[arg(long, env = "CACHEBRIDGE_REDIS_MASTER", value_name = "NAME")]
+    pub redis_master: Option<String>,
+    /// Sentinel ACL user name.
+    #[arg(long, env = "CACHEBRIDGE_REDIS_SENTINEL_USERNAME", value_name = "USER")]
+    pub redis_sentinel_username: Option<String>,
+    /// File holding the Sentinel password.
+    #[arg(
+        long,
+        env = "CACHEBRIDGE_REDIS_SENTINEL_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub redis_sentinel_password_file: Option<PathBuf>,
     /// Memcached servers, comma-separated; keys are spread by a stable hash.
     #[arg(
         long,
@@ -177,6 +201,12 @@ pub struct WriterArgs {
     /// Replay pace: 1 follows the file's timestamps, 0 replays at once [default: 1].
     #[arg(long, env = "CACHEBRIDGE_REPLAY_SPEED", value_name = "FACTOR")]
     pub replay_speed: Option<f64>,
+    /// Replicas that must acknowledge each batch (Redis WAIT) before the next; 0 does not wait [default: 0].
+    #[arg(long, env = "CACHEBRIDGE_REDIS_WAIT_REPLICAS", value_name = "COUNT")]
+    pub redis_wait_replicas: Option<u32>,
+    /// The longest to wait for them [default: 100ms].
+    #[arg(long, env = "CACHEBRIDGE_REDIS_WAIT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub redis_wait_timeout: Option<Duration>,
 }
 
 /// Where the HTTP API listens.
@@ -211,6 +241,14 @@ impl TierArgs {
         c.redis.url = self.redis.or(c.redis.url.take());
         c.redis.username = self.redis_username.or(c.redis.username.take());
         c.redis.password_file = self.redis_password_file.or(c.redis.password_file.take());
+        set(&mut c.redis.sentinel, self.redis_sentinel);
+        c.redis.master = self.redis_master.or(c.redis.master.take());
+        c.redis.sentinel_username = self
+            .redis_sentinel_username
+            .or(c.redis.sentinel_username.take());
+        c.redis.sentinel_password_file = self
+            .redis_sentinel_password_file
+            .or(c.redis.sentinel_password_file.take());
         set(&mut c.memcached.servers, self.memcached);
         c.key_prefix = self.key_prefix.or(c.key_prefix.take());
     }
@@ -238,6 +276,8 @@ impl WriterArgs {
         set(&mut c.writer.symbols, self.symbols);
         set(&mut c.writer.publish_interval, self.publish_interval);
         set(&mut c.writer.replay_speed, self.replay_speed);
+        set(&mut c.redis.wait_replicas, self.redis_wait_replicas);
+        set(&mut c.redis.wait_timeout, self.redis_wait_timeout);
     }
 }
 
@@ -376,6 +416,42 @@ mod tests {
         assert_eq!(config.writer.seed, 5);
         let (_, config) = parse(&["x", "--config", file, "reader"]);
         assert_eq!(config.redis.url.as_deref(), Some("redis://file:6379"));
+    }
+
+    #[test]
+    fn sentinel_flags_fill_the_config() {
+        let (role, config) = parse(&[
+            "x",
+            "writer",
+            "--redis-sentinel",
+            "s-0:26379,s-1:26379",
+            "--redis-master",
+            "cache",
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "20ms",
+        ]);
+        assert_eq!(role, Role::Writer);
+        assert_eq!(config.redis.sentinel, ["s-0:26379", "s-1:26379"]);
+        assert_eq!(config.redis.master.as_deref(), Some("cache"));
+        assert_eq!(config.redis.wait_replicas, 1);
+        assert_eq!(config.redis.wait_timeout, Duration::from_millis(20));
+        let (_, reader) = parse(&[
+            "x",
+            "reader",
+            "--redis-sentinel",
+            "s:1",
+            "--redis-master",
+            "m",
+        ]);
+        assert!(reader.redis.uses_sentinel());
+        let err = Cli::try_parse_from(["x", "reader", "--redis-sentinel", "s:1"])
+            .unwrap()
+            .into_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--redis-master"), "{err}");
     }
 
     #[test]

@@ -35,9 +35,10 @@ pub struct BridgeRef {
     pub name: String,
 }
 
-/// L3, the source of truth. No URL means the embedded in-memory store
-/// (only `local` accepts that).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// L3, the source of truth: one fixed server (`url`), or the primary the
+/// Sentinels name (`sentinel` and `master`). Neither means the embedded
+/// in-memory store (only `local` accepts that).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`, without a password.
@@ -47,6 +48,26 @@ pub struct RedisConfig {
     pub password_file: Option<PathBuf>,
     /// An ACL user name, when the server uses one.
     pub username: Option<String>,
+    /// `HOST:PORT` of each Sentinel: find the primary through them and
+    /// follow its failovers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sentinel: Vec<String>,
+    /// The name the Sentinels monitor the primary under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// An ACL user name for the Sentinels, when they use one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_username: Option<String>,
+    /// A file holding the Sentinels' password (a mounted Secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_password_file: Option<PathBuf>,
+    /// Replicas the writer waits for after each batch (`WAIT`); 0 does not
+    /// wait. See the README for the trade-off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wait_replicas: u32,
+    /// The longest the writer waits for them.
+    #[serde(with = "humantime_serde", skip_serializing_if = "is_default_wait")]
+    pub wait_timeout: Duration,
 }
 
 /// L2. An empty list disables the tier.
@@ -145,6 +166,74 @@ impl Default for BridgeRef {
             name: "local".into(),
         }
     }
+}
+
+/// How long the writer waits for replicas by default, when asked to wait.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(100);
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_default_wait(d: &Duration) -> bool {
+    *d == DEFAULT_WAIT_TIMEOUT
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            password_file: None,
+            username: None,
+            sentinel: Vec::new(),
+            master: None,
+            sentinel_username: None,
+            sentinel_password_file: None,
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Whether the primary is found through Sentinel.
+    pub fn uses_sentinel(&self) -> bool {
+        !self.sentinel.is_empty()
+    }
+
+    /// Whether any Redis (fixed or through Sentinel) is configured.
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some() || self.uses_sentinel()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.url.is_some() && self.uses_sentinel() {
+            return Err("give either a Redis URL or Sentinels, not both".into());
+        }
+        let named = self.master.as_deref().is_some_and(|m| !m.is_empty());
+        if self.uses_sentinel() != named {
+            return Err(
+                "Sentinel mode needs both the Sentinels (--redis-sentinel) and the master name (--redis-master)"
+                    .into(),
+            );
+        }
+        if let Some(bad) = self.sentinel.iter().find(|s| !is_host_port(s)) {
+            return Err(format!("Sentinel {bad:?} is not HOST:PORT"));
+        }
+        if self.wait_replicas > 0 && self.wait_timeout.is_zero() {
+            return Err(
+                "waiting for replicas needs a wait timeout above zero (WAIT 0 blocks forever)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `HOST:PORT` with a numeric port.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 impl Default for CacheConfig {
@@ -260,15 +349,11 @@ impl Config {
             return bad("replay speed must be 0 (as fast as possible) or a positive factor".into());
         }
         for server in &self.memcached.servers {
-            if server
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-            {
+            if !is_host_port(server) {
                 return bad(format!("memcached server {server:?} is not HOST:PORT"));
             }
         }
-        Ok(())
+        self.redis.validate().map_err(ConfigError::Invalid)
     }
 }
 
@@ -358,6 +443,45 @@ mod tests {
         );
         assert!("replay:".parse::<Source>().is_err());
         assert!("kafka".parse::<Source>().unwrap_err().contains("kafka"));
+    }
+
+    #[test]
+    fn sentinel_mode_needs_servers_and_a_name_and_no_url() {
+        let mut config = Config::default();
+        config.redis.sentinel = vec!["s-0:26379".into(), "s-1:26379".into()];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--redis-master"), "{err}");
+        config.redis.master = Some("cache".into());
+        assert!(config.validate().is_ok());
+        config.redis.url = Some("redis://r:6379".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not both")
+        );
+        config.redis.url = None;
+        config.redis.sentinel.push("nope".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("\"nope\"")
+        );
+        config.redis.sentinel.pop();
+        let yaml = serde_yaml::to_string(&config).unwrap();
+        assert!(yaml.contains("master: cache"), "{yaml}");
+        assert_eq!(serde_yaml::from_str::<Config>(&yaml).unwrap(), config);
+    }
+
+    #[test]
+    fn unused_redis_options_stay_out_of_the_rendered_file() {
+        let yaml = serde_yaml::to_string(&Config::default()).unwrap();
+        for absent in ["sentinel", "master", "wait"] {
+            assert!(!yaml.contains(absent), "{yaml}");
+        }
     }
 
     #[test]

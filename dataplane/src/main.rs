@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     if role == Role::Local {
-        announce_local(&running, config.redis.url.is_some());
+        announce_local(&running, config.redis.is_configured());
     }
     tokio::select! {
         _ = running.wait() => {

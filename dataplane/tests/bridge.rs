@@ -5,14 +5,15 @@
 mod common;
 
 use bytes::Bytes;
-use cachebridge_api::v1alpha1::{Endpoints, SecretKeySelector};
+use cachebridge_api::v1alpha1::{Endpoints, SecretKeySelector, SentinelEndpoints};
 use cachebridge_api::{CacheBridge, CacheBridgeStatus};
 use cachebridge_dataplane::app::{Credentials, Role, Tiers};
 use cachebridge_dataplane::bridge::{self, BridgeError, Source};
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::writer::publisher::Publisher;
-use common::{Server, config, eventually, free_port};
+use cachebridge_testkit::sentinel::Timing;
+use common::{SentinelGroup, Server, config, eventually, free_port, sentinel};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -79,6 +80,7 @@ async fn seed(redis: &Server, password: Option<&str>, body: &'static str) {
     cfg.key_prefix = Some("cb:markets:quotes:".into());
     let credentials = Credentials {
         redis_password: password.map(str::to_owned),
+        ..Credentials::default()
     };
     let tiers = Tiers::connect_with(&cfg, &credentials, "seed", false).unwrap();
     let mut publisher = Publisher::new(
@@ -110,7 +112,7 @@ async fn the_status_and_secret_give_the_connection_settings() {
     ))
     .await;
     let resolved = Source::new(client, NS, NAME).resolve().await.unwrap();
-    assert_eq!(resolved.redis_url, redis.url());
+    assert_eq!(resolved.redis_url, Some(redis.url()));
     assert_eq!(resolved.key_prefix.as_deref(), Some("cb:markets:quotes:"));
     assert_eq!(
         resolved.credentials.redis_password.as_deref(),
@@ -213,4 +215,61 @@ async fn a_reader_follows_the_status_to_another_redis_without_restarting() {
     eventually("served from the second Redis", from("second")).await;
     assert!(!reader.is_finished(), "the reader kept running");
     reader.abort();
+}
+
+#[tokio::test]
+async fn a_status_naming_sentinels_gives_sentinel_mode_with_its_password() {
+    let group = SentinelGroup::start(Timing::fast());
+    let mut with_sentinel = status(&group.redis[1], Some("quotes-redis"));
+    with_sentinel.redis_username = Some(sentinel::CLIENT_USER.into());
+    with_sentinel.endpoints.sentinel = Some(SentinelEndpoints {
+        servers: group.sentinel_addrs(),
+        master_name: sentinel::MASTER.into(),
+        password_secret: Some(SecretKeySelector {
+            name: "quotes-sentinel".into(),
+            key: "password".into(),
+        }),
+    });
+    let client = fake((
+        Some(bridge(Some(with_sentinel))),
+        vec![
+            secret("quotes-redis", sentinel::CLIENT_PASSWORD),
+            secret("quotes-sentinel", sentinel::SENTINEL_PASSWORD),
+        ],
+    ))
+    .await;
+    let resolved = Source::new(client, NS, NAME).resolve().await.unwrap();
+    assert_eq!(
+        resolved.redis_url, None,
+        "endpoints.redis (a replica here) is ignored when Sentinels are named"
+    );
+    let named = resolved.sentinel.clone().expect("Sentinel mode");
+    assert_eq!(named.servers, group.sentinel_addrs());
+    assert_eq!(named.master_name, sentinel::MASTER);
+    assert!(!format!("{resolved:?}").contains(sentinel::SENTINEL_PASSWORD));
+
+    let config = bridge::configure(&Config::default(), &resolved);
+    assert!(config.redis.uses_sentinel() && config.redis.url.is_none());
+    assert_eq!(config.redis.sentinel_username, None);
+    // The settings work against the real Sentinels and the primary they name.
+    let tiers = Tiers::connect_with(&config, &resolved.credentials, "probe", false).unwrap();
+    let env =
+        cachebridge_dataplane::cache::envelope::Envelope::new(7, 1, Bytes::from_static(b"{}"));
+    let published = eventually("published through Sentinel", || {
+        let l3 = Arc::clone(&tiers.l3);
+        let env = env.clone();
+        async move { l3.publish("market:overview", &env).await.ok() }
+    })
+    .await;
+    assert!(matches!(
+        published,
+        cachebridge_dataplane::cache::l3::PublishOutcome::Published { .. }
+    ));
+    let primary = common::named_primary(&group).unwrap();
+    let key = cachebridge_dataplane::keys::Keys::new("cb:markets:quotes:").value("market:overview");
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(key)
+        .query(&mut common::admin_conn(primary))
+        .unwrap();
+    assert!(stored.is_some(), "stored on the primary the Sentinels name");
 }

@@ -413,8 +413,8 @@ async fn the_writer_is_ready_only_while_redis_takes_its_values() {
         (get(&ready).await.status() == StatusCode::OK).then_some(())
     })
     .await;
-    // Ready says nothing is held back, not that a cycle has run yet.
-    eventually("a publish counted", || async {
+    // Ready can come before the feed's first values: wait for them.
+    eventually("values published", || async {
         let metrics = get(&format!("{url}/metrics")).await.text().await.ok()?;
         metrics
             .contains("cachebridge_writer_publishes_total{reason=\"published\"}")

@@ -1,10 +1,12 @@
-//! Test support shared by the CacheBridge crates: real `redis-server` and
-//! `memcached` processes on free loopback ports, started per test and
-//! killed when dropped.
+//! Test support shared by the CacheBridge crates: real `redis-server`,
+//! `redis-sentinel` and `memcached` processes on free loopback ports,
+//! started per test and killed when dropped.
 //!
 //! Nothing here assumes a server is already running; the servers come from
-//! Debian's `redis-server` and `memcached` packages (the README's test
-//! command installs them).
+//! Debian's `redis-server`, `redis-sentinel` and `memcached` packages (the
+//! README's test command installs them).
+
+pub mod sentinel;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -19,6 +21,8 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 pub enum Kind {
     Redis,
     Memcached,
+    /// `redis-sentinel` reading a config file written into its directory.
+    Sentinel,
 }
 
 /// A server process on a loopback port; killed on drop.
@@ -63,8 +67,26 @@ impl Server {
         Server::start(Kind::Memcached, free_port(), Vec::new())
     }
 
-    fn start(kind: Kind, port: u16, extra: Vec<String>) -> Server {
+    /// A Sentinel whose config file holds `config` (given its port).
+    pub fn sentinel(config: impl FnOnce(u16) -> String) -> Server {
+        let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(SENTINEL_CONF), config(port)).expect("sentinel.conf");
+        Server::start_in(Kind::Sentinel, port, Vec::new(), dir)
+    }
+
+    /// Whether the process still runs (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn start(kind: Kind, port: u16, extra: Vec<String>) -> Server {
+        Server::start_in(kind, port, extra, tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn start_in(kind: Kind, port: u16, extra: Vec<String>, dir: tempfile::TempDir) -> Server {
         let mut child = spawn(kind, port, dir.path(), &extra);
         wait_for_port(port, &mut child);
         Server {
@@ -107,6 +129,9 @@ impl Drop for Server {
     }
 }
 
+/// The Sentinel's config file, which it also rewrites as it learns.
+const SENTINEL_CONF: &str = "sentinel.conf";
+
 fn spawn(kind: Kind, port: u16, dir: &Path, extra: &[String]) -> Child {
     let port_s = port.to_string();
     let (program, args): (&str, Vec<&str>) = match kind {
@@ -141,6 +166,7 @@ fn spawn(kind: Kind, port: u16, dir: &Path, extra: &[String]) -> Child {
                 "nobody",
             ],
         ),
+        Kind::Sentinel => ("redis-sentinel", vec![SENTINEL_CONF]),
     };
     Command::new(program)
         .args(&args)

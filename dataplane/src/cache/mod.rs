@@ -53,6 +53,9 @@ pub struct Lookup {
     pub env: Arc<Envelope>,
     /// The tier that answered this request.
     pub tier: Tier,
+    /// A newer version is known but could not be had (see `never_older`):
+    /// served as the last resort, never as current.
+    pub superseded: bool,
 }
 
 /// Why no value could be served.
@@ -126,24 +129,75 @@ impl TieredCache {
 
     /// The value of a logical key from the fastest tier that has a current one.
     pub async fn get(&self, logical: &str) -> Result<Lookup, Miss> {
-        if let Some(found) = self.l1_get(logical).await {
-            return Ok(found);
-        }
+        let outdated = match self.l1_get(logical).await {
+            Ok(found) => return Ok(found),
+            Err(outdated) => outdated,
+        };
         // Boxed: the lower tiers' futures are kilobytes; inline, they would
         // make every request's future that large to build and move, L1 hits
         // included.
-        Box::pin(self.get_below_l1(logical)).await
+        Box::pin(self.get_below_l1(logical, outdated)).await
     }
 
-    async fn get_below_l1(&self, logical: &str) -> Result<Lookup, Miss> {
-        let first = self.load(logical).await?;
-        if first.env.version >= self.floor(logical) {
-            return Ok(first);
+    /// L2, then L3; `outdated` is the copy L1 held, if it held an old one.
+    async fn get_below_l1(
+        &self,
+        logical: &str,
+        outdated: Option<Arc<Envelope>>,
+    ) -> Result<Lookup, Miss> {
+        let loaded = match self.load(logical).await {
+            Ok(first) if first.env.version >= self.floor(logical) => Ok(first),
+            // A newer version was announced while we fetched: drop what we
+            // got and load once more; L3 already holds the announced version.
+            Ok(_) => {
+                self.l1.invalidate(logical).await;
+                self.load(logical).await
+            }
+            Err(miss) => Err(miss),
+        };
+        match outdated {
+            Some(copy) => Ok(self.never_older(logical, loaded, copy).await),
+            None => loaded,
         }
-        // A newer version was announced while we fetched: drop what we got
-        // and load once more; L3 already holds the announced version.
-        self.l1.invalidate(logical).await;
-        self.load(logical).await
+    }
+
+    /// What to answer when L1 held an older copy than announced: the loaded
+    /// value, unless the tiers below could not give one at least as new as
+    /// that copy. That happens after a failover (the new primary may lack
+    /// the last updates until the writer re-publishes them, or be away for a
+    /// moment); the copy then stays in L1 and is served (marked stale by the
+    /// reader, which is not synced meanwhile) instead of an error or a
+    /// version older than one this reader already served.
+    async fn never_older(
+        &self,
+        logical: &str,
+        loaded: Result<Lookup, Miss>,
+        copy: Arc<Envelope>,
+    ) -> Lookup {
+        if let Ok(found) = loaded
+            && found.env.version >= copy.version
+        {
+            return found;
+        }
+        let version = copy.version;
+        let kept = Cached {
+            env: Arc::clone(&copy),
+            origin: Tier::L1,
+        };
+        self.l1
+            .entry(logical.to_owned())
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(c) if c.value().env.version >= version => moka::ops::compute::Op::Nop,
+                    _ => moka::ops::compute::Op::Put(kept),
+                }
+            })
+            .await;
+        Lookup {
+            env: copy,
+            tier: Tier::L1,
+            superseded: true,
+        }
     }
 
     /// Fills L1 from the tiers below, once for all concurrent callers.
@@ -158,25 +212,30 @@ impl TieredCache {
         Ok(Lookup {
             env: cached.env,
             tier: cached.origin,
+            superseded: false,
         })
     }
 
-    /// Not timed: an L1 look-up takes well under a microsecond, below any
-    /// histogram bucket, and reading the clock twice would cost more than it.
-    async fn l1_get(&self, logical: &str) -> Option<Lookup> {
+    /// An L1 hit, or why not: `Err(Some(copy))` for a copy older than the
+    /// announced version (taken out of L1; kept by the caller as a last
+    /// resort). Not timed: an L1 look-up takes well under a microsecond,
+    /// below any histogram bucket, and reading the clock twice would cost
+    /// more than it.
+    async fn l1_get(&self, logical: &str) -> Result<Lookup, Option<Arc<Envelope>>> {
         let Some(cached) = self.l1.get(logical).await else {
             self.metrics.lookup(Tier::L1, Outcome::miss, None);
-            return None;
+            return Err(None);
         };
         if cached.env.version < self.floor(logical) {
             self.metrics.lookup(Tier::L1, Outcome::outdated, None);
             self.l1.invalidate(logical).await;
-            return None;
+            return Err(Some(cached.env));
         }
         self.metrics.lookup(Tier::L1, Outcome::hit, None);
-        Some(Lookup {
+        Ok(Lookup {
             env: cached.env,
             tier: Tier::L1,
+            superseded: false,
         })
     }
 
@@ -328,9 +387,11 @@ impl TieredCache {
     }
 
     /// Applies one update announcement: an older L1 copy is replaced by the
-    /// new version (or dropped if that cannot be had), then the floor rises.
-    /// Until then requests are served the copy this reader had before it
-    /// learnt of the update; after, never anything older than `version`.
+    /// new version, then the floor rises. Until then requests are served the
+    /// copy this reader had before it learnt of the update; after, never an
+    /// older one as current. If the new version cannot be had (a failover
+    /// left the new primary behind), the old copy stays as the last resort
+    /// `never_older` serves, marked as superseded.
     pub async fn announce(&self, logical: &str, version: u64) {
         if version <= self.floor(logical) {
             return;
@@ -349,6 +410,8 @@ impl TieredCache {
     /// Puts `version` (or newer) of a key into L1 in place of an older
     /// copy, serialized with other refreshes of the key.
     async fn refresh(&self, logical: &str, version: u64) {
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed_ref = &failed;
         let outcome = self
             .l1
             .entry_by_ref(logical)
@@ -359,14 +422,17 @@ impl TieredCache {
                     None => Op::Nop,
                     Some(_) => match self.fetch_below_l1(logical, version).await {
                         Ok(fresh) if fresh.env.version >= version => Op::Put(fresh),
-                        _ => Op::Remove,
+                        _ => {
+                            failed_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                            Op::Nop
+                        }
                     },
                 }
             })
             .await;
         let reason = match outcome {
             moka::ops::compute::CompResult::ReplacedWith(_) => "refreshed",
-            moka::ops::compute::CompResult::Removed(_) => "dropped",
+            _ if failed.into_inner() => "failed",
             _ => "unchanged",
         };
         self.metrics

@@ -7,12 +7,21 @@
 //! silence longer than three heartbeats all mean "something may be missed".
 //! It then replays the missed updates from the capped stream, and only when
 //! the stream no longer holds them does it drop the whole L1.
+//!
+//! A failover can take numbers away: the promoted replica may lack the last
+//! updates, so its sequence is behind what this reader applied, and the
+//! writer's next updates reuse numbers already seen. The follower notices by
+//! the store's epoch (which changes with the primary) and by a heartbeat or
+//! replay below its position, and then rebuilds its position from a snapshot
+//! of every key's version instead of waiting for numbers it already passed.
+//! Floors stay: a key whose newer version the new primary lost keeps being
+//! served from L1 until the writer re-publishes it.
 
 use crate::cache::TieredCache;
-use crate::cache::l3::{Event, Notice, Replay};
+use crate::cache::l3::{Event, Notice, Replay, Snapshot};
 use crate::metrics::{Metrics, ReasonLabels};
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -28,6 +37,8 @@ pub struct Coherence {
     heartbeat: Duration,
     synced: watch::Sender<bool>,
     applied: watch::Sender<u64>,
+    /// The epoch the applied position belongs to.
+    epoch: Mutex<Option<String>>,
 }
 
 /// Why the follower stopped trusting its position.
@@ -37,6 +48,8 @@ enum Gap {
     Heartbeat,
     Disconnect,
     Silence,
+    /// A heartbeat below what was applied: the store lost updates.
+    Behind,
 }
 
 impl Gap {
@@ -46,6 +59,7 @@ impl Gap {
             Gap::Heartbeat => "heartbeat",
             Gap::Disconnect => "disconnect",
             Gap::Silence => "silence",
+            Gap::Behind => "behind",
         }
     }
 }
@@ -58,6 +72,7 @@ impl Coherence {
             heartbeat,
             synced: watch::channel(false).0,
             applied: watch::channel(0).0,
+            epoch: Mutex::new(None),
         })
     }
 
@@ -88,8 +103,15 @@ impl Coherence {
 
     /// Follows the writer until the task is dropped.
     pub async fn run(self: Arc<Self>) {
-        let mut first = true;
+        // A follower restarted on the same cache resumes from its position.
+        let mut first = self
+            .epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
         let mut backoff = Duration::from_millis(100);
+        // Not synced until it has checked (also when restarted after a stop).
+        self.set_synced(false);
         loop {
             let subscription = match self.cache.l3().subscribe().await {
                 Ok(s) => s,
@@ -126,16 +148,31 @@ impl Coherence {
 
     /// A new reader has an empty L1: it only needs to know where it starts.
     async fn start_at_current(&self) -> bool {
-        match self.cache.l3().current_seq().await {
-            Ok(seq) => {
+        let l3 = self.cache.l3();
+        match (l3.epoch().await, l3.current_seq().await) {
+            (Ok(epoch), Ok(seq)) => {
+                self.set_epoch(epoch);
                 self.advance(seq);
                 true
             }
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the update sequence");
                 false
             }
         }
+    }
+
+    fn set_epoch(&self, epoch: String) {
+        *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(epoch);
+    }
+
+    /// Whether the store's history is not the one the position belongs to.
+    fn epoch_changed(&self, epoch: &str) -> bool {
+        self.epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            .is_some_and(|known| known != epoch)
     }
 
     /// Applies events until the connection ends or a gap is detected; a
@@ -178,6 +215,22 @@ impl Coherence {
         gap
     }
 
+    /// A heartbeat ahead of `last` (the position once the pending updates
+    /// are applied) means missed updates; one behind usually only predates
+    /// a replay, so the store is asked before calling it a loss.
+    async fn on_heartbeat(&self, heartbeat: u64, last: u64) -> Option<Gap> {
+        if heartbeat > last {
+            return Some(Gap::Heartbeat);
+        }
+        if heartbeat == last {
+            return None;
+        }
+        match self.cache.l3().current_seq().await {
+            Ok(current) if current < last => Some(Gap::Behind),
+            _ => None,
+        }
+    }
+
     /// Applies the updates that continue the sequence, up to the first gap.
     async fn on_events(&self, events: Vec<Event>) -> Option<Gap> {
         let mut next = Vec::new();
@@ -191,9 +244,7 @@ impl Coherence {
                     next.push(notice);
                 }
                 Event::Update(_) => gap = Some(Gap::Sequence),
-                Event::Heartbeat { heartbeat } => {
-                    gap = (heartbeat > last).then_some(Gap::Heartbeat);
-                }
+                Event::Heartbeat { heartbeat } => gap = self.on_heartbeat(heartbeat, last).await,
             }
             if gap.is_some() {
                 break;
@@ -226,10 +277,35 @@ impl Coherence {
             .set(i64::try_from(self.last()).unwrap_or(i64::MAX));
     }
 
-    /// Replays what was missed, or flushes L1 when that is impossible.
+    /// Moves the position to `seq`, also backwards (a new epoch).
+    fn reset(&self, seq: u64) {
+        self.applied
+            .send_if_modified(|last| std::mem::replace(last, seq) != seq);
+        self.metrics
+            .coherence_seq
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
+    /// Replays what was missed, or flushes L1 when that is impossible; after
+    /// a change of history, rebuilds the position from a snapshot.
     async fn resync(&self) -> bool {
         let last = self.last();
-        match self.cache.l3().replay_after(last).await {
+        let l3 = self.cache.l3();
+        let epoch = match l3.epoch().await {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store's epoch yet");
+                return false;
+            }
+        };
+        if self.epoch_changed(&epoch) {
+            tracing::warn!(
+                from = last,
+                "the Redis primary changed its history (failover or restart)"
+            );
+            return self.resync_from_snapshot(epoch).await;
+        }
+        match l3.replay_after(last).await {
             Ok(Replay::Notices(notices)) => {
                 for batch in notices.chunks(MAX_BATCH) {
                     self.apply(batch).await;
@@ -259,10 +335,46 @@ impl Coherence {
                 );
                 true
             }
+            Ok(Replay::Behind { current_seq }) => {
+                tracing::warn!(
+                    from = last,
+                    to = current_seq,
+                    "the store is behind this reader: it lost updates"
+                );
+                self.resync_from_snapshot(epoch).await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot replay missed updates yet");
                 false
             }
         }
+    }
+
+    /// Takes every key's current version as announced (floors only rise,
+    /// so a version the new primary lost is never served older) and starts
+    /// again at the store's position, even below the one applied so far.
+    async fn resync_from_snapshot(&self, epoch: String) -> bool {
+        let Snapshot { seq, versions } = match self.cache.l3().snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a snapshot of the store yet");
+                return false;
+            }
+        };
+        for (key, version) in &versions {
+            self.cache.announce(key, *version).await;
+        }
+        self.reset(seq);
+        self.set_epoch(epoch);
+        self.metrics
+            .coherence_resyncs
+            .get_or_create(&ReasonLabels { reason: "snapshot" })
+            .inc();
+        tracing::info!(
+            seq,
+            keys = versions.len(),
+            "resynced from a snapshot of the store"
+        );
+        true
     }
 }

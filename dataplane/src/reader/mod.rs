@@ -111,7 +111,7 @@ impl Reader {
 
     /// Why this data should be marked stale, if it should.
     fn staleness(&self, served: &Served, now: SystemTime) -> Option<StaleReason> {
-        if !self.coherence.is_synced() {
+        if !self.coherence.is_synced() || served.superseded() {
             return Some(StaleReason::NotSynced);
         }
         (served.age(now) > self.staleness_budget).then_some(StaleReason::Age)

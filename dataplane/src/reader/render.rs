@@ -253,6 +253,7 @@ mod tests {
                 Bytes::from_static(b"{\"x\":1.50}"),
             )),
             tier: Tier::L1,
+            superseded: false,
         })
     }
 

@@ -96,6 +96,11 @@ impl Served {
         self.identity
     }
 
+    /// Whether any part is a superseded copy (a newer version is known).
+    pub fn superseded(&self) -> bool {
+        self.parts.iter().any(|(_, l)| l.superseded)
+    }
+
     /// The slowest tier involved: what the request really cost.
     pub fn tier(&self) -> Tier {
         self.parts
@@ -238,6 +243,7 @@ mod tests {
                 Bytes::from_static(payload.as_bytes()),
             )),
             tier,
+            superseded: false,
         }
     }
 

@@ -5,6 +5,14 @@
 //! each key is held back and flushed, oldest key first, once Redis answers
 //! again. Memcached failures are held back the same way, because a reader
 //! that finds an old value in L2 would otherwise keep serving it until its TTL.
+//!
+//! Redis replication is asynchronous, so a failover can promote a replica
+//! that lacks the last values Redis accepted. The publisher keeps the latest
+//! accepted value of every key and, when the store's epoch changes (a new
+//! primary, or a restart without data), offers them all again; the store
+//! keeps whichever version is newer, so this heals the loss and is harmless
+//! where nothing was lost. Optionally each batch waits for replicas to
+//! acknowledge it (`WAIT`, see [`ReplicaWait`]).
 
 use crate::cache::TierError;
 use crate::cache::breaker::Breaker;
@@ -15,7 +23,9 @@ use crate::keys::Keys;
 use crate::metrics::{Metrics, ReasonLabels};
 use bytes::Bytes;
 use indexmap::IndexMap;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Hands out versions that only go up, also across writer restarts: the
@@ -47,6 +57,22 @@ pub struct FlushReport {
     pub held_back: usize,
 }
 
+/// Wait after each batch until this many replicas have it, at most `timeout`.
+///
+/// The trade-off: every publish cycle takes a replica round trip longer
+/// (and up to `timeout` when a replica is slow or gone), in exchange for a
+/// smaller window of values a failover can lose. Values are announced
+/// before the wait ends and are not taken back when too few replicas answer
+/// (that is counted as `unreplicated`): `WAIT` narrows the window, it does
+/// not close it. Since the writer re-publishes every key after a failover
+/// anyway, what remains at risk without `WAIT` is only a failover that also
+/// loses the writer, whose successor publishes every key on its first cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 pub struct Publisher {
     keys: Keys,
     l3: Arc<L3>,
@@ -57,6 +83,14 @@ pub struct Publisher {
     pending_l3: IndexMap<String, Envelope>,
     /// Latest encoded value per physical key not yet stored in L2.
     pending_l2: IndexMap<String, Bytes>,
+    /// Latest value L3 accepted per logical key: what a new primary gets.
+    latest: HashMap<String, Envelope>,
+    /// The store's epoch when last checked, and its connection generation.
+    epoch: Option<String>,
+    generation: u64,
+    /// Check the epoch before the next flush (after a failure, a heartbeat).
+    verify: AtomicBool,
+    wait: Option<ReplicaWait>,
 }
 
 impl Publisher {
@@ -75,7 +109,18 @@ impl Publisher {
             clock: VersionClock::default(),
             pending_l3: IndexMap::new(),
             pending_l2: IndexMap::new(),
+            latest: HashMap::new(),
+            epoch: None,
+            generation: 0,
+            verify: AtomicBool::new(true),
+            wait: None,
         }
+    }
+
+    /// Makes every batch wait for replica acknowledgements (`WAIT`).
+    pub fn with_replica_wait(mut self, wait: Option<ReplicaWait>) -> Self {
+        self.wait = wait.filter(|w| w.replicas > 0);
+        self
     }
 
     /// Versions and queues new values, then tries to store everything queued.
@@ -102,12 +147,16 @@ impl Publisher {
         // bound only guards against another writer racing us forever.
         let rounds = self.pending_l3.len() / BATCH + 3;
         for _ in 0..rounds {
+            // Also between rounds: the store may have moved to a new primary
+            // while sending the last batch.
+            self.follow_epoch().await;
             if self.pending_l3.is_empty() {
                 break;
             }
             match self.store_batch().await {
                 Ok(published) => report.published += published,
                 Err(e) => {
+                    self.verify.store(true, Ordering::Relaxed);
                     self.count("failed");
                     tracing::warn!(error = %e, held_back = self.pending_l3.len(), "Redis unreachable; holding values back");
                     break;
@@ -121,6 +170,45 @@ impl Publisher {
             .writer_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
         report
+    }
+
+    /// Re-offers every key's latest value when the store's history changed
+    /// since the last check: its new primary may lack some of them.
+    async fn follow_epoch(&mut self) {
+        let generation = self.l3.generation();
+        if !self.verify.load(Ordering::Relaxed) && generation == self.generation {
+            return;
+        }
+        let Ok(epoch) = self.l3.epoch().await else {
+            // Unreachable: the flush will fail and hold values back; ask again later.
+            return;
+        };
+        self.verify.store(false, Ordering::Relaxed);
+        self.generation = generation;
+        if self.epoch.as_ref().is_some_and(|known| *known != epoch) {
+            self.republish();
+        }
+        self.epoch = Some(epoch);
+    }
+
+    fn republish(&mut self) {
+        let mut queued = 0;
+        for (logical, env) in &self.latest {
+            if !self.pending_l3.contains_key(logical) {
+                self.pending_l3.insert(logical.clone(), env.clone());
+                queued += 1;
+            }
+        }
+        self.metrics
+            .writer_publishes
+            .get_or_create(&ReasonLabels {
+                reason: "republished",
+            })
+            .inc_by(queued);
+        tracing::warn!(
+            keys = queued,
+            "the Redis primary changed its history (failover or restart); re-publishing every key"
+        );
     }
 
     /// Offers the oldest held-back values to L3 in one round trip.
@@ -140,7 +228,13 @@ impl Publisher {
                     self.pending_l3.shift_remove(&logical);
                     self.pending_l2
                         .insert(self.keys.value(&logical), env.encode());
+                    self.latest.insert(logical, env);
                     published += 1;
+                }
+                // Exactly this version is stored already: a re-publish the
+                // new primary did not need.
+                PublishOutcome::Outdated { current } if current == env.version => {
+                    self.pending_l3.shift_remove(&logical);
                 }
                 PublishOutcome::Outdated { current } => {
                     // Another writer (or this one before a clock step back)
@@ -154,7 +248,28 @@ impl Publisher {
                 }
             }
         }
+        if published > 0 {
+            self.await_replicas(published).await;
+        }
         Ok(published)
+    }
+
+    /// `WAIT` after a batch, if configured; counts what too few replicas have.
+    async fn await_replicas(&self, published: usize) {
+        let Some(wait) = self.wait else {
+            return;
+        };
+        let acked = self.l3.wait_for_replicas(wait.replicas, wait.timeout).await;
+        if acked.as_ref().is_ok_and(|n| *n >= wait.replicas) {
+            return;
+        }
+        tracing::debug!(wanted = wait.replicas, acked = ?acked, "fewer replicas than wanted acknowledged a batch");
+        self.metrics
+            .writer_publishes
+            .get_or_create(&ReasonLabels {
+                reason: "unreplicated",
+            })
+            .inc_by(published as u64);
     }
 
     async fn flush_l2(&mut self) {
@@ -186,8 +301,10 @@ impl Publisher {
         }
     }
 
-    /// Tells readers the latest sequence, so they detect lost announcements.
+    /// Tells readers the latest sequence, so they detect lost announcements;
+    /// also makes the next flush check that the store kept its history.
     pub async fn heartbeat(&self) -> Result<u64, TierError> {
+        self.verify.store(true, Ordering::Relaxed);
         self.l3.heartbeat().await
     }
 

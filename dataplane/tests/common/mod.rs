@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
-use cachebridge_dataplane::app::{Tiers, build_reader};
+use cachebridge_dataplane::app::{Credentials, Tiers, build_reader};
 use cachebridge_dataplane::config::{Config, Source};
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
+pub use cachebridge_testkit::sentinel::{self, SentinelGroup};
 pub use cachebridge_testkit::{PATIENCE, Server, free_port};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,4 +103,85 @@ pub fn publisher(config: &Config) -> Publisher {
 pub fn reader(config: &Config) -> Reader {
     let tiers = Tiers::connect(config, "test reader", false).unwrap();
     build_reader(config, tiers, Arc::new(Metrics::new()))
+}
+
+/// Sentinel mode against a [`SentinelGroup`]: its Sentinels, master name
+/// and the dataplane's ACL user (passwords are in [`sentinel_credentials`]).
+pub fn sentinel_config(group: &SentinelGroup) -> Config {
+    let mut config = config(None, &[]);
+    config.redis.sentinel = group.sentinel_addrs();
+    config.redis.master = Some(sentinel::MASTER.into());
+    config.redis.username = Some(sentinel::CLIENT_USER.into());
+    config
+}
+
+pub fn sentinel_credentials() -> Credentials {
+    Credentials {
+        redis_password: Some(sentinel::CLIENT_PASSWORD.into()),
+        sentinel_password: Some(sentinel::SENTINEL_PASSWORD.into()),
+    }
+}
+
+/// A connection to one Redis of a group as its `default` (admin) user.
+pub fn admin_conn(port: u16) -> redis::Connection {
+    let url = format!("redis://:{}@127.0.0.1:{port}", sentinel::ADMIN_PASSWORD);
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+/// The primary's port as a quorum of the Sentinels names it, once all
+/// answering Sentinels agree.
+pub fn named_primary(group: &SentinelGroup) -> Option<u16> {
+    let mut named = Vec::new();
+    for addr in group.sentinel_addrs() {
+        let url = format!("redis://:{}@{addr}", sentinel::SENTINEL_PASSWORD);
+        let Ok(mut conn) = redis::Client::open(url).unwrap().get_connection() else {
+            continue;
+        };
+        let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(sentinel::MASTER)
+            .query(&mut conn)
+            .ok()?;
+        named.push(reply?.1);
+    }
+    let first = *named.first()?;
+    named.iter().all(|p| *p == first).then_some(first)
+}
+
+/// `INFO replication` of one Redis, if it answers.
+pub fn replication(port: u16) -> Option<String> {
+    let url = format!("redis://:{}@127.0.0.1:{port}", sentinel::ADMIN_PASSWORD);
+    let mut conn = redis::Client::open(url).ok()?.get_connection().ok()?;
+    redis::cmd("INFO").arg("replication").query(&mut conn).ok()
+}
+
+/// Awaits the Sentinels naming a primary other than `old`, and that
+/// server confirming it is one.
+pub async fn new_primary(group: &SentinelGroup, old: u16) -> u16 {
+    eventually("a new primary", || async {
+        let port = named_primary(group).filter(|p| *p != old)?;
+        replication(port)?.contains("role:master").then_some(port)
+    })
+    .await
+}
+
+/// Awaits every other running Redis of the group replicating from `primary`.
+pub async fn replicas_linked(group: &mut SentinelGroup, primary: u16) {
+    let replicas: Vec<u16> = group
+        .redis
+        .iter_mut()
+        .filter_map(|s| (s.port != primary && s.is_running()).then_some(s.port))
+        .collect();
+    eventually("replicas linked to the primary", || async {
+        replicas
+            .iter()
+            .all(|p| {
+                replication(*p).is_some_and(|i| {
+                    i.contains("master_link_status:up")
+                        && i.contains(&format!("master_port:{primary}"))
+                })
+            })
+            .then_some(())
+    })
+    .await;
 }

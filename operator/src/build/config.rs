@@ -103,6 +103,7 @@ fn redis_config(b: &Bridge) -> RedisConfig {
         url: redis_url(b),
         password_file: None,
         username: redis_username(b),
+        ..RedisConfig::default()
     }
 }
 

@@ -41,6 +41,8 @@ pub const ACL_COMMANDS: &[&str] = &[
     "+exists",
     "+hget",
     "+hset",
+    // The readers' snapshot of every key's version after a failover.
+    "+hgetall",
     "+incr",
     "+xadd",
     "+xrange",

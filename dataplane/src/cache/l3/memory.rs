@@ -4,7 +4,7 @@
 //! announcements, a capped replay log), so `local` exercises exactly the
 //! writer and reader code that runs in a cluster.
 
-use super::{Event, Notice, PublishOutcome, Replay, Subscription};
+use super::{Event, Notice, PublishOutcome, Replay, Snapshot, Subscription};
 use crate::cache::envelope::Envelope;
 use crate::keys::Keys;
 use bytes::Bytes;
@@ -13,6 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
+
+/// The embedded store never loses its history while the process lives.
+pub const EPOCH: &str = "memory";
 
 pub struct MemoryStore {
     keys: Keys,
@@ -90,15 +93,18 @@ impl MemoryStore {
     pub fn replay_after(&self, seq: u64) -> Replay {
         let state = self.state();
         let missed: Vec<Notice> = state.log.iter().filter(|n| n.seq > seq).cloned().collect();
-        let complete = missed
-            .first()
-            .map_or(state.seq <= seq, |first| first.seq == seq + 1);
-        if complete {
-            Replay::Notices(missed)
-        } else {
-            Replay::Lost {
-                current_seq: state.seq,
-            }
+        super::replay_of(seq, missed, state.seq)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        Snapshot {
+            seq: state.seq,
+            versions: state
+                .versions
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         }
     }
 
@@ -155,5 +161,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(store.replay_after(1), Replay::Lost { current_seq: 4 });
+        assert_eq!(store.replay_after(9), Replay::Behind { current_seq: 4 });
     }
 }

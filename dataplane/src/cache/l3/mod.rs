@@ -8,10 +8,14 @@
 //! - every accepted update gets the next sequence number and is announced as
 //!   `{key, version, seq}` on a pub/sub channel and in a capped stream;
 //! - a reader that missed announcements can replay them from the stream, or
-//!   learns that it cannot (the stream was trimmed past its position).
+//!   learns that it cannot (the stream was trimmed past its position);
+//! - an epoch names the store's history: when it changes (a replica took
+//!   over, or the server restarted without its data), sequence numbers may
+//!   repeat or go back, and readers rebuild their position from a snapshot.
 
 pub mod memory;
 pub mod redis;
+pub mod sentinel;
 
 use super::TierError;
 use crate::cache::envelope::Envelope;
@@ -58,6 +62,33 @@ pub enum Replay {
     Notices(Vec<Notice>),
     /// Some of them are gone from the stream; the reader must drop its L1.
     Lost { current_seq: u64 },
+    /// The store is at a lower sequence than asked about: it lost updates
+    /// (a failover to a replica that lacked them, or a restart).
+    Behind { current_seq: u64 },
+}
+
+/// Judges a replay: `notices` are what the stream holds after `seq`, up to
+/// the store's `current_seq`.
+pub fn replay_of(seq: u64, notices: Vec<Notice>, current_seq: u64) -> Replay {
+    if current_seq < seq {
+        return Replay::Behind { current_seq };
+    }
+    let complete = match notices.first() {
+        Some(first) => first.seq == seq + 1 && notices.len() as u64 == current_seq - seq,
+        None => current_seq == seq,
+    };
+    if complete {
+        Replay::Notices(notices)
+    } else {
+        Replay::Lost { current_seq }
+    }
+}
+
+/// The store's position and the version of every key, at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub versions: Vec<(String, u64)>,
 }
 
 /// Events until the connection ends; the end itself means "you may have
@@ -133,6 +164,43 @@ impl L3 {
         match self {
             L3::Redis(s) => s.replay_after(seq).await,
             L3::Memory(s) => Ok(s.replay_after(seq)),
+        }
+    }
+
+    /// Names the store's history; see the module documentation.
+    pub async fn epoch(&self) -> Result<String, TierError> {
+        match self {
+            L3::Redis(s) => s.epoch().await,
+            L3::Memory(_) => Ok(memory::EPOCH.to_owned()),
+        }
+    }
+
+    /// The position and every key's version, read atomically.
+    pub async fn snapshot(&self) -> Result<Snapshot, TierError> {
+        match self {
+            L3::Redis(s) => s.snapshot().await,
+            L3::Memory(s) => Ok(s.snapshot()),
+        }
+    }
+
+    /// Moves on whenever the store switches to another server (Sentinel).
+    pub fn generation(&self) -> u64 {
+        match self {
+            L3::Redis(s) => s.generation(),
+            L3::Memory(_) => 0,
+        }
+    }
+
+    /// How many replicas hold every write sent so far, waiting up to
+    /// `timeout` for `replicas` of them. The embedded store has none.
+    pub async fn wait_for_replicas(
+        &self,
+        replicas: u32,
+        timeout: std::time::Duration,
+    ) -> Result<u32, TierError> {
+        match self {
+            L3::Redis(s) => s.wait_for_replicas(replicas, timeout).await,
+            L3::Memory(_) => Ok(0),
         }
     }
 

@@ -6,8 +6,17 @@
 //! leave in sequence order. The connection manager reconnects by itself; the
 //! pub/sub connection is separate (Redis requires that) and its end is
 //! reported to the caller, who resubscribes and replays.
+//!
+//! The primary is either one fixed URL or whatever the Sentinels name
+//! ([`Locator`]). In Sentinel mode the store holds the current primary in a
+//! swappable slot: a dropped connection, a timeout, a `READONLY` reply or a
+//! `+switch-master` announcement make it look the primary up again, and a
+//! subscription made on the old primary ends when the slot moves on, so the
+//! reader's follower resubscribes (and resyncs) on the new one. Nothing
+//! above this file knows which mode it runs in.
 
-use super::{Event, Notice, PublishOutcome, Replay, Subscription};
+use super::sentinel::{Login, Sentinels, info_field, open_client};
+use super::{Event, Notice, PublishOutcome, Replay, Snapshot, Subscription};
 use crate::cache::TierError;
 use crate::cache::envelope::Envelope;
 use crate::keys::Keys;
@@ -15,7 +24,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
 
 /// KEYS: value, versions hash, seq counter, stream.
 /// ARGV: logical key, version, envelope bytes, ttl ms, channel, stream max length.
@@ -42,15 +54,48 @@ redis.call('PUBLISH', ARGV[1], '{"heartbeat":' .. seq .. '}')
 return tonumber(seq)
 "#;
 
+/// KEYS: seq counter, versions hash. The position and every key's version
+/// at one instant, for a reader that cannot trust its position any more.
+const SNAPSHOT_LUA: &str = r#"
+return {redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2])}
+"#;
+
+/// How often the Sentinels are asked even without a reason: a safety net
+/// for a missed announcement on a connection that did not break.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The fewest time between two look-ups, so a burst of failed calls costs
+/// the Sentinels one question.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(50);
+
+/// Where the primary is.
+pub enum Locator {
+    /// One fixed server, `redis[s]://HOST:PORT[/DB]`.
+    Url(String),
+    /// Whatever these Sentinels name.
+    Sentinel(Sentinels),
+}
+
+/// Timings and limits of a store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// Longest one call may take.
+    pub timeout: Duration,
+    /// Expiry of stored values.
+    pub ttl: Duration,
+    /// Approximate length of the replay stream.
+    pub stream_max_len: u64,
+}
+
 pub struct RedisStore {
     keys: Keys,
-    client: redis::Client,
-    conn: ConnectionManager,
+    slot: Arc<PrimarySlot>,
     publish_script: Script,
     heartbeat_script: Script,
-    timeout: Duration,
-    ttl: Duration,
-    stream_max_len: u64,
+    snapshot_script: Script,
+    settings: StoreSettings,
+    /// The Sentinel follower tasks, stopped with the store.
+    follower: Vec<tokio::task::AbortHandle>,
 }
 
 /// How to reach Redis; the password is passed separately so it never sits
@@ -59,6 +104,29 @@ pub struct RedisTarget<'a> {
     pub url: &'a str,
     pub username: Option<&'a str>,
     pub password: Option<&'a str>,
+}
+
+/// One primary and its connection.
+struct Primary {
+    /// `HOST:PORT` (Sentinel mode) or the URL: for logs and for noticing a move.
+    addr: String,
+    client: redis::Client,
+    conn: ConnectionManager,
+    generation: u64,
+}
+
+/// The primary in use, swapped when Sentinel names another one.
+struct PrimarySlot {
+    current: RwLock<Option<Arc<Primary>>>,
+    /// Bumped on every swap; subscriptions end when it moves.
+    generation: watch::Sender<u64>,
+    sentinels: Option<Sentinels>,
+    login: Login,
+    timeout: Duration,
+    /// One look-up at a time; the others wait for its result.
+    looking: tokio::sync::Mutex<()>,
+    /// "Look again soon", from calls that failed in a way a failover explains.
+    doubt: Notify,
 }
 
 impl RedisStore {
@@ -71,29 +139,76 @@ impl RedisStore {
         ttl: Duration,
         stream_max_len: u64,
     ) -> Result<Self, TierError> {
-        crate::tls::install_crypto_provider();
-        let client = open_client(&target).map_err(|e| TierError::Unavailable(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| TierError::Unavailable(e.to_string()))?;
-        Ok(RedisStore {
-            keys,
-            client,
-            conn,
-            publish_script: Script::new(PUBLISH_LUA),
-            heartbeat_script: Script::new(HEARTBEAT_LUA),
+        let login = Login {
+            username: target.username.map(str::to_owned),
+            password: target.password.map(str::to_owned),
+        };
+        let settings = StoreSettings {
             timeout,
             ttl,
             stream_max_len,
+        };
+        RedisStore::open(Locator::Url(target.url.to_owned()), login, keys, settings)
+    }
+
+    /// A store on a fixed URL or following Sentinel; `login` is for Redis.
+    /// In Sentinel mode the primary is looked up in the background (this
+    /// needs a Tokio runtime); calls fail until it is found.
+    pub fn open(
+        locator: Locator,
+        login: Login,
+        keys: Keys,
+        settings: StoreSettings,
+    ) -> Result<Self, TierError> {
+        crate::tls::install_crypto_provider();
+        let (current, sentinels) = match locator {
+            Locator::Url(url) => (
+                Some(Arc::new(connect(&url, &login, 0, settings.timeout)?)),
+                None,
+            ),
+            Locator::Sentinel(sentinels) => (None, Some(sentinels)),
+        };
+        let slot = Arc::new(PrimarySlot {
+            current: RwLock::new(current),
+            generation: watch::channel(0).0,
+            sentinels,
+            login,
+            timeout: settings.timeout,
+            looking: tokio::sync::Mutex::new(()),
+            doubt: Notify::new(),
+        });
+        let follower = if slot.sentinels.is_some() {
+            vec![
+                tokio::spawn(Arc::clone(&slot).follow()).abort_handle(),
+                tokio::spawn(Arc::clone(&slot).listen()).abort_handle(),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(RedisStore {
+            keys,
+            slot,
+            publish_script: Script::new(PUBLISH_LUA),
+            heartbeat_script: Script::new(HEARTBEAT_LUA),
+            snapshot_script: Script::new(SNAPSHOT_LUA),
+            settings,
+            follower,
         })
     }
 
+    /// The primary's connection to use now.
+    fn conn(&self) -> Result<(ConnectionManager, u64), TierError> {
+        let primary = self.slot.primary()?;
+        Ok((primary.conn.clone(), primary.generation))
+    }
+
+    /// Bumped whenever the store moved to another primary.
+    pub fn generation(&self) -> u64 {
+        *self.slot.generation.borrow()
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, _) = self.conn()?;
         let value: Option<Vec<u8>> = self.bounded(conn.get(key)).await?;
         Ok(value.map(Bytes::from))
     }
@@ -112,11 +227,25 @@ impl RedisStore {
     }
 
     /// Offers many values in one round trip (a pipeline of the same script),
-    /// each accepted or refused on its own, in order.
+    /// each accepted or refused on its own, in order. A failure that a
+    /// failover explains (the primary gone, or now a replica) is retried
+    /// once on the new primary, when Sentinel names one.
     pub async fn publish_many(
         &self,
         items: &[(String, Envelope)],
     ) -> Result<Vec<PublishOutcome>, TierError> {
+        let pipe = self.publish_pipe(items);
+        let (conn, generation) = self.conn()?;
+        match self.send_publish(conn, &pipe).await {
+            Err(e) if self.slot.look_again(generation).await => {
+                tracing::info!(error = %e, "retrying the publish on the new primary");
+                self.send_publish(self.conn()?.0, &pipe).await
+            }
+            other => other,
+        }
+    }
+
+    fn publish_pipe(&self, items: &[(String, Envelope)]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         for (logical, env) in items {
             pipe.cmd("EVALSHA")
@@ -129,14 +258,24 @@ impl RedisStore {
                 .arg(logical)
                 .arg(env.version)
                 .arg(env.encode().as_ref())
-                .arg(self.ttl.as_millis().max(1) as u64)
+                .arg(self.settings.ttl.as_millis().max(1) as u64)
                 .arg(self.keys.channel())
-                .arg(self.stream_max_len);
+                .arg(self.settings.stream_max_len);
         }
-        let mut conn = self.conn.clone();
-        let first = tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+        pipe
+    }
+
+    async fn send_publish(
+        &self,
+        mut conn: ConnectionManager,
+        pipe: &redis::Pipeline,
+    ) -> Result<Vec<PublishOutcome>, TierError> {
+        let first = tokio::time::timeout(self.settings.timeout, pipe.query_async(&mut conn))
             .await
-            .map_err(|_| TierError::Timeout)?;
+            .map_err(|_| {
+                self.slot.doubt.notify_one();
+                TierError::Timeout
+            })?;
         let replies: Vec<(u8, u64)> = match first {
             // A restarted Redis has forgotten the script: load it, send again.
             Err(e) if e.code() == Some("NOSCRIPT") => {
@@ -144,28 +283,79 @@ impl RedisStore {
                     .await?;
                 self.bounded(pipe.query_async(&mut conn)).await?
             }
-            other => other.map_err(|e| TierError::Unavailable(e.to_string()))?,
+            other => self.judge(other)?,
         };
         Ok(replies.into_iter().map(outcome).collect())
     }
 
+    /// `WAIT`: how many replicas have every write this store sent so far,
+    /// waiting up to `timeout` for `replicas` of them.
+    pub async fn wait_for_replicas(
+        &self,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<u32, TierError> {
+        let (mut conn, _) = self.conn()?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let call = wait.query_async(&mut conn);
+        match tokio::time::timeout(self.settings.timeout + timeout, call).await {
+            Ok(reply) => self.judge(reply),
+            Err(_) => Err(TierError::Timeout),
+        }
+    }
+
     pub async fn heartbeat(&self) -> Result<u64, TierError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, _) = self.conn()?;
         let mut invocation = self.heartbeat_script.prepare_invoke();
         invocation.key(self.keys.seq()).arg(self.keys.channel());
         self.bounded(invocation.invoke_async(&mut conn)).await
     }
 
     pub async fn current_seq(&self) -> Result<u64, TierError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, _) = self.conn()?;
         let seq: Option<u64> = self.bounded(conn.get(self.keys.seq())).await?;
         Ok(seq.unwrap_or(0))
     }
 
+    /// Names the primary's history: its replication id, which a promoted
+    /// replica or a restarted server without its data does not share with
+    /// the server it replaces. A change means "sequence numbers may repeat".
+    pub async fn epoch(&self) -> Result<String, TierError> {
+        let (mut conn, _) = self.conn()?;
+        let info: String = self
+            .bounded(redis::cmd("INFO").arg("replication").query_async(&mut conn))
+            .await?;
+        let role = info_field(&info, "role").unwrap_or("unknown");
+        if self.slot.sentinels.is_some() && role != "master" {
+            self.slot.doubt.notify_one();
+            return Err(TierError::Unavailable(format!(
+                "connected to a {role}, not to the primary"
+            )));
+        }
+        info_field(&info, "master_replid")
+            .map(str::to_owned)
+            .ok_or_else(|| TierError::Unavailable("INFO names no replication id".into()))
+    }
+
+    /// The position and every key's version, read atomically.
+    pub async fn snapshot(&self) -> Result<Snapshot, TierError> {
+        let (mut conn, _) = self.conn()?;
+        let mut invocation = self.snapshot_script.prepare_invoke();
+        invocation.key(self.keys.seq()).key(self.keys.versions());
+        let (seq, versions): (u64, HashMap<String, u64>) =
+            self.bounded(invocation.invoke_async(&mut conn)).await?;
+        Ok(Snapshot {
+            seq,
+            versions: versions.into_iter().collect(),
+        })
+    }
+
     pub async fn replay_after(&self, seq: u64) -> Result<Replay, TierError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, _) = self.conn()?;
         let start = format!("({seq}-0");
-        let count = self.stream_max_len.saturating_mul(2).max(100);
+        let count = self.settings.stream_max_len.saturating_mul(2).max(100);
         let reply: redis::streams::StreamRangeReply = self
             .bounded(conn.xrange_count(self.keys.stream(), start, "+", count))
             .await?;
@@ -174,22 +364,23 @@ impl RedisStore {
             Some(last) => last.seq,
             None => self.current_seq().await?,
         };
-        let complete = match notices.first() {
-            Some(first) => first.seq == seq + 1 && notices.len() as u64 == current_seq - seq,
-            None => current_seq <= seq,
-        };
-        Ok(if complete {
-            Replay::Notices(notices)
-        } else {
-            Replay::Lost { current_seq }
-        })
+        Ok(super::replay_of(seq, notices, current_seq))
     }
 
+    /// Announcements from the current primary, until its connection ends or
+    /// the store moves to another primary.
     pub async fn subscribe(&self) -> Result<Subscription, TierError> {
-        let mut pubsub = self.bounded(self.client.get_async_pubsub()).await?;
+        let primary = self.slot.primary()?;
+        let mut pubsub = self.bounded(primary.client.get_async_pubsub()).await?;
         self.bounded(pubsub.subscribe(self.keys.channel())).await?;
+        let mut moves = self.slot.generation.subscribe();
+        let generation = primary.generation;
+        let moved = async move {
+            let _ = moves.wait_for(|g| *g != generation).await;
+        };
         Ok(pubsub
             .into_on_message()
+            .take_until(moved)
             .filter_map(|msg| async move {
                 let payload: Vec<u8> = msg.get_payload().ok()?;
                 match serde_json::from_slice::<Event>(&payload) {
@@ -204,7 +395,7 @@ impl RedisStore {
     }
 
     pub async fn put_stats(&self, key: &str, json: &str, ttl: Duration) -> Result<(), TierError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, _) = self.conn()?;
         self.bounded(conn.set_ex(key, json, ttl.as_secs().max(1)))
             .await
     }
@@ -213,12 +404,144 @@ impl RedisStore {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, TierError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(TierError::Unavailable(e.to_string())),
-            Err(_) => Err(TierError::Timeout),
+        match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(reply) => self.judge(reply),
+            Err(_) => {
+                self.slot.doubt.notify_one();
+                Err(TierError::Timeout)
+            }
         }
     }
+
+    /// A reply as a tier result; failures a failover explains raise doubt
+    /// about the primary.
+    fn judge<T>(&self, reply: redis::RedisResult<T>) -> Result<T, TierError> {
+        reply.map_err(|e| {
+            if suggests_failover(&e) {
+                self.slot.doubt.notify_one();
+            }
+            TierError::Unavailable(e.to_string())
+        })
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        for task in &self.follower {
+            task.abort();
+        }
+    }
+}
+
+impl PrimarySlot {
+    fn primary(&self) -> Result<Arc<Primary>, TierError> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current.clone().ok_or_else(|| {
+            self.doubt.notify_one();
+            TierError::Unavailable("no Redis primary found through Sentinel yet".into())
+        })
+    }
+
+    /// Looks the primary up again unless someone already moved on from
+    /// `generation`; true when the store now uses another primary.
+    async fn look_again(&self, generation: u64) -> bool {
+        if self.sentinels.is_none() {
+            return false;
+        }
+        let _one_at_a_time = self.looking.lock().await;
+        if *self.generation.borrow() != generation {
+            return true;
+        }
+        self.look_up().await
+    }
+
+    /// Asks the Sentinels and swaps in the primary they name if it is new.
+    async fn look_up(&self) -> bool {
+        let Some(sentinels) = &self.sentinels else {
+            return false;
+        };
+        let addr = match sentinels.primary().await {
+            Ok(addr) => addr,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find the Redis primary");
+                return false;
+            }
+        };
+        let same = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.addr == addr);
+        if same {
+            return false;
+        }
+        let generation = *self.generation.borrow() + 1;
+        let url = format!("redis://{addr}");
+        match connect(&url, &self.login, generation, self.timeout) {
+            Ok(primary) => {
+                tracing::info!(primary = %addr, master = sentinels.master(), generation, "following the Redis primary");
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(primary));
+                self.generation.send_replace(generation);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(primary = %addr, error = %e, "cannot use the Redis primary");
+                false
+            }
+        }
+    }
+
+    /// Looks the primary up at start, on doubt and periodically.
+    async fn follow(self: Arc<Self>) {
+        loop {
+            let generation = *self.generation.borrow();
+            self.look_again(generation).await;
+            tokio::time::sleep(LOOKUP_PAUSE).await;
+            let _ = tokio::time::timeout(CHECK_EVERY, self.doubt.notified()).await;
+        }
+    }
+
+    /// Turns Sentinel failover announcements into doubt.
+    async fn listen(self: Arc<Self>) {
+        if let Some(sentinels) = &self.sentinels {
+            sentinels.watch(|| self.doubt.notify_one()).await;
+        }
+    }
+}
+
+/// A lazily connecting manager for one server.
+fn connect(
+    url: &str,
+    login: &Login,
+    generation: u64,
+    timeout: Duration,
+) -> Result<Primary, TierError> {
+    let client = open_client(url, login).map_err(|e| TierError::Unavailable(e.to_string()))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| TierError::Unavailable(e.to_string()))?;
+    Ok(Primary {
+        addr: url.trim_start_matches("redis://").to_owned(),
+        client,
+        conn,
+        generation,
+    })
+}
+
+/// Errors after which the primary may be elsewhere: it is gone, or it has
+/// become a replica (also inside a script, where the code is wrapped).
+fn suggests_failover(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code() == Some("READONLY")
+        || e.to_string().contains("READONLY")
 }
 
 /// The script's `{accepted, seq or current version}` reply.
@@ -227,19 +550,6 @@ fn outcome((accepted, number): (u8, u64)) -> PublishOutcome {
         1 => PublishOutcome::Published { seq: number },
         _ => PublishOutcome::Outdated { current: number },
     }
-}
-
-fn open_client(target: &RedisTarget<'_>) -> redis::RedisResult<redis::Client> {
-    use redis::IntoConnectionInfo;
-    let info = target.url.into_connection_info()?;
-    let mut settings = info.redis_settings().clone();
-    if let Some(user) = target.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = target.password {
-        settings = settings.set_password(password);
-    }
-    redis::Client::open(info.set_redis_settings(settings))
 }
 
 /// A stream entry back into a notice; the id's first part is the sequence.

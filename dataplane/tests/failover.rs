@@ -1,0 +1,396 @@
+//! Sentinel mode on real processes: three `redis-server`, three
+//! `redis-sentinel` (see `cachebridge_testkit::sentinel`), a writer and
+//! readers, and the primary killed with SIGKILL while they work.
+//!
+//! What must hold: no reader ever answers with an error, data is marked
+//! stale while the readers cannot vouch for it, no reader ever answers a
+//! key with an older version than it answered before, and afterwards the
+//! writer publishes to the new primary and fresh data reaches every reader.
+
+mod common;
+
+use bytes::Bytes;
+use cachebridge_dataplane::app::{self, Role, Running, Tiers};
+use cachebridge_dataplane::cache::l3::L3;
+use cachebridge_dataplane::config::Config;
+use cachebridge_dataplane::metrics::Metrics;
+use cachebridge_dataplane::reader::Reader;
+use cachebridge_dataplane::writer::publisher::Publisher;
+use cachebridge_testkit::sentinel::Timing;
+use common::{
+    SentinelGroup, client, eventually, free_port, new_primary, replication, sentinel_config,
+    sentinel_credentials, tick, until,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+const SYMBOLS: [&str; 4] = ["AAA", "BBB", "CCC", "DDD"];
+
+/// What the request load saw.
+#[derive(Default, Debug)]
+struct Seen {
+    ok: u64,
+    stale: u64,
+    failures: Vec<String>,
+    backwards: Vec<String>,
+    /// Last version answered per (reader, path).
+    last: HashMap<(usize, String), u64>,
+}
+
+/// Requests every symbol's ticker from a reader in a loop, checking each answer.
+fn load(reader: usize, base: String, seen: Arc<Mutex<Seen>>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = client();
+        loop {
+            for symbol in SYMBOLS {
+                let path = format!("/api/v1/market/tickers/{symbol}");
+                let answer = http.get(format!("{base}{path}")).send().await;
+                let mut seen = seen.lock().unwrap();
+                let response = match answer {
+                    Ok(r) if r.status().is_success() => r,
+                    Ok(r) => {
+                        seen.failures.push(format!("{path}: {}", r.status()));
+                        continue;
+                    }
+                    Err(e) => {
+                        seen.failures.push(format!("{path}: {e}"));
+                        continue;
+                    }
+                };
+                seen.ok += 1;
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                if header("x-data-stale") == "true" {
+                    seen.stale += 1;
+                }
+                let version: u64 = header("etag")
+                    .trim_matches('"')
+                    .trim_start_matches('v')
+                    .parse()
+                    .expect("a single value's ETag is its version");
+                let slot = (reader, path.clone());
+                let last = seen.last.get(&slot).copied().unwrap_or(0);
+                if version < last {
+                    let msg = format!("reader {reader} {path}: {version} after {last}");
+                    seen.backwards.push(msg);
+                }
+                seen.last.insert(slot, version.max(last));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// Posts ticks for every symbol to the writer in a loop.
+fn feed(ingest: String) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = client();
+        for n in 1u64.. {
+            let body: Vec<String> = SYMBOLS
+                .iter()
+                .map(|s| tick(s, 100.0 + (n % 50) as f64, n))
+                .collect();
+            // Refusals while Redis fails over are fine: the writer holds ticks in its book.
+            let _ = http.post(&ingest).body(body.join("\n")).send().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+async fn price_on(base: &str, symbol: &str) -> Option<f64> {
+    let url = format!("{base}/api/v1/market/tickers/{symbol}");
+    let body: serde_json::Value = client().get(url).send().await.ok()?.json().await.ok()?;
+    body["data"]["last"].as_f64()
+}
+
+fn reader_of(running: &Running) -> &Reader {
+    running.reader.as_ref().expect("a reader")
+}
+
+async fn synced(running: &Running) {
+    until(
+        "reader synced",
+        &mut reader_of(running).coherence.synced(),
+        |s| *s,
+    )
+    .await;
+}
+
+/// A writer (ingest only) and two readers in Sentinel mode.
+async fn bridge(group: &SentinelGroup) -> (Config, Running, String, Vec<Running>) {
+    let mut config: Config = sentinel_config(group);
+    let ingest_port = free_port();
+    config.writer.ingest_listen = Some(format!("127.0.0.1:{ingest_port}").parse().unwrap());
+    let credentials = sentinel_credentials();
+    let writer = app::start(Role::Writer, &config, &credentials)
+        .await
+        .unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        readers.push(
+            app::start(Role::Reader, &config, &credentials)
+                .await
+                .unwrap(),
+        );
+    }
+    let ingest = format!("http://127.0.0.1:{ingest_port}/ingest");
+    (config, writer, ingest, readers)
+}
+
+fn base(running: &Running) -> String {
+    format!("http://{}", running.addr.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back() {
+    let mut group = SentinelGroup::start(Timing::fast());
+    let (config, _writer, ingest, readers) = bridge(&group).await;
+    let feeder = feed(ingest.clone());
+    for r in &readers {
+        synced(r).await;
+        let at = base(r);
+        for symbol in SYMBOLS {
+            eventually("every symbol served", || {
+                let at = at.clone();
+                async move { price_on(&at, symbol).await.map(|_| ()) }
+            })
+            .await;
+        }
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let loads: Vec<_> = readers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| load(i, base(r), Arc::clone(&seen)))
+        .collect();
+    eventually("load running", || async {
+        (seen.lock().unwrap().ok > 50).then_some(())
+    })
+    .await;
+
+    let old = common::named_primary(&group).expect("a primary");
+    let stale_before = seen.lock().unwrap().stale;
+    group.redis_on(old).kill();
+    let new = new_primary(&group, old).await;
+
+    // The writer publishes to the new primary: a fresh tick reaches both readers.
+    for r in &readers {
+        synced(r).await;
+    }
+    let fresh = tick("FRESH", 4242.5, 1);
+    client().post(&ingest).body(fresh).send().await.unwrap();
+    for r in &readers {
+        eventually("the fresh tick on every reader", || async {
+            (price_on(&base(r), "FRESH").await == Some(4242.5)).then_some(())
+        })
+        .await;
+    }
+    let mut conn = common::admin_conn(new);
+    let seq: u64 = redis::cmd("GET")
+        .arg(cachebridge_dataplane::keys::Keys::new(config.key_prefix()).seq())
+        .query(&mut conn)
+        .unwrap();
+    assert!(seq > 0, "the writer published to the new primary");
+
+    for task in loads.iter().chain([&feeder]) {
+        task.abort();
+    }
+    {
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.failures.is_empty(),
+            "errors during failover: {:?}",
+            seen.failures
+        );
+        assert!(
+            seen.backwards.is_empty(),
+            "versions went back: {:?}",
+            seen.backwards
+        );
+        assert!(
+            seen.stale > stale_before,
+            "answers during the failover are marked stale"
+        );
+    }
+
+    // The killed process comes back as a replica of the new primary.
+    group.redis_on(old).restart();
+    eventually("the old primary is a replica", || async {
+        let info = replication(old)?;
+        (info.contains("role:slave") && info.contains(&format!("master_port:{new}"))).then_some(())
+    })
+    .await;
+}
+
+/// A publisher and a reader over the same Sentinel-mode tiers, built by
+/// hand so the test decides when the reader follows updates.
+fn publisher(config: &Config) -> Publisher {
+    let tiers = Tiers::connect_with(config, &sentinel_credentials(), "test writer", false).unwrap();
+    Publisher::new(
+        tiers.keys,
+        tiers.l3,
+        None,
+        (3, Duration::from_millis(200)),
+        Arc::new(Metrics::new()),
+    )
+}
+
+fn reader(config: &Config) -> Reader {
+    let tiers = Tiers::connect_with(config, &sentinel_credentials(), "test reader", false).unwrap();
+    app::build_reader(config, tiers, Arc::new(Metrics::new()))
+}
+
+fn value(v: &str) -> Bytes {
+    Bytes::from(format!("\"{v}\""))
+}
+
+/// Publishes until the store takes it (the primary may be moving).
+async fn publish(p: &mut Publisher, key: &str, v: &str) {
+    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let mut report = p.publish(vec![(key.into(), value(v))], now).await;
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while report.held_back > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key}={v} never published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        report = p.flush().await;
+    }
+}
+
+async fn served(r: &Reader, key: &str) -> String {
+    let found = r.cache.get(key).await.expect("served");
+    String::from_utf8(found.env.payload.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() {
+    let mut group = SentinelGroup::start(Timing::fast());
+    let config = sentinel_config(&group);
+    let mut writer = publisher(&config);
+    for i in 0..10 {
+        publish(&mut writer, &format!("k{i}"), "v1").await;
+    }
+    let r = reader(&config);
+    let follower = tokio::spawn(Arc::clone(&r.coherence).run());
+    until("reader synced", &mut r.coherence.synced(), |s| *s).await;
+    for i in 0..10 {
+        assert_eq!(served(&r, &format!("k{i}")).await, "\"v1\"");
+    }
+
+    // Replicas stop receiving writes: what follows is lost in a failover.
+    let old = common::named_primary(&group).unwrap();
+    common::replicas_linked(&mut group, old).await;
+    let mut admin = common::admin_conn(old);
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(common::sentinel::REPLICATION_USER)
+        .arg("off")
+        .exec(&mut admin)
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .exec(&mut admin)
+        .unwrap();
+    publish(&mut writer, "k0", "v2").await;
+    let applied = until("the lost write applied", &mut r.coherence.applied(), |s| {
+        *s >= 11
+    })
+    .await;
+    assert_eq!(served(&r, "k0").await, "\"v2\"");
+
+    // The reader is cut off from updates; the primary dies.
+    follower.abort();
+    group.redis_on(old).kill();
+    let new = new_primary(&group, old).await;
+    let keys = cachebridge_dataplane::keys::Keys::new(config.key_prefix());
+    let behind: Option<u64> = redis::cmd("GET")
+        .arg(keys.seq())
+        .query(&mut common::admin_conn(new))
+        .unwrap();
+    // A missing counter is 0, as the store reads it.
+    let behind = behind.unwrap_or(0);
+    assert!(
+        behind < applied,
+        "the new primary lacks the lost write ({behind} < {applied})"
+    );
+    // Never older than what this reader served, though the new primary holds v1.
+    assert_eq!(served(&r, "k0").await, "\"v2\"");
+
+    // The writer's next value gets a number the reader already passed; the
+    // lost write comes back behind it, re-published.
+    publish(&mut writer, "k1", "v3").await;
+    let after: u64 = redis::cmd("GET")
+        .arg(keys.seq())
+        .query(&mut common::admin_conn(new))
+        .unwrap();
+    assert!(
+        after > applied,
+        "the re-publish moved the sequence past the reader ({after})"
+    );
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(keys.value("k0"))
+        .query(&mut common::admin_conn(new))
+        .unwrap();
+    let stored = cachebridge_dataplane::cache::envelope::Envelope::decode(stored.into()).unwrap();
+    assert_eq!(
+        &stored.payload[..],
+        b"\"v2\"",
+        "the writer re-published the lost write"
+    );
+
+    // Back online, the reader sees the new epoch and does not skip k1's update.
+    let _follower = tokio::spawn(Arc::clone(&r.coherence).run());
+    let snapshots = || {
+        r.metrics
+            .coherence_resyncs
+            .get_or_create(&cachebridge_dataplane::metrics::ReasonLabels { reason: "snapshot" })
+            .get()
+    };
+    eventually("resynced from a snapshot of the new primary", || async {
+        (snapshots() == 1 && r.coherence.is_synced()).then_some(())
+    })
+    .await;
+    assert_eq!(served(&r, "k1").await, "\"v3\"");
+    assert_eq!(served(&r, "k0").await, "\"v2\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_failovers_in_a_row() {
+    let mut group = SentinelGroup::start(Timing::fast());
+    let config = sentinel_config(&group);
+    let mut writer = publisher(&config);
+    let r = reader(&config);
+    let _follower = tokio::spawn(Arc::clone(&r.coherence).run());
+    until("reader synced", &mut r.coherence.synced(), |s| *s).await;
+    let l3: Arc<L3> = Arc::clone(r.cache.l3());
+
+    let mut primary = common::named_primary(&group).unwrap();
+    for round in 1..=2 {
+        // Every replica left follows the current primary before it dies.
+        common::replicas_linked(&mut group, primary).await;
+        publish(&mut writer, "k", &format!("before-{round}")).await;
+        group.redis_on(primary).kill();
+        primary = new_primary(&group, primary).await;
+
+        let fresh = format!("after-{round}");
+        publish(&mut writer, "k", &fresh).await;
+        eventually("the fresh value on the reader", || async {
+            (r.coherence.is_synced() && served(&r, "k").await == format!("\"{fresh}\""))
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(l3.generation(), 3, "found the primary, then moved twice");
+}
