@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use time::OffsetDateTime;
 
-use super::tick::Tick;
+use super::tick::{Tick, validate_price};
 
 /// How many recent prices each symbol keeps for signal computation. Enough
 /// for SMA20 plus a previous point, and for RSI14, with headroom.
@@ -30,6 +30,9 @@ pub struct SymbolState {
     pub volume: u64,
     /// Sum of price × volume, for VWAP.
     pub traded_value: f64,
+    /// Sum of volume as a float: the VWAP divisor. Unlike `volume` it cannot
+    /// saturate, so VWAP stays a true average however much has traded.
+    traded_volume: f64,
     /// Number of ticks applied.
     pub ticks: u64,
     /// Latest tick timestamp seen (max, not last-arrived).
@@ -52,6 +55,7 @@ impl SymbolState {
             low: tick.price,
             volume: tick.volume,
             traded_value: tick.price * tick.volume as f64,
+            traded_volume: tick.volume as f64,
             ticks: 1,
             updated: tick.ts,
             opened: tick.ts,
@@ -70,8 +74,12 @@ impl SymbolState {
         }
         self.high = self.high.max(tick.price);
         self.low = self.low.min(tick.price);
+        // Prices and volumes are bounded (see `tick.rs`), so these float sums
+        // stay finite for far more ticks than a session can hold; the integer
+        // counters saturate rather than wrap.
         self.volume = self.volume.saturating_add(tick.volume);
         self.traded_value += tick.price * tick.volume as f64;
+        self.traded_volume += tick.volume as f64;
         self.ticks = self.ticks.saturating_add(1);
         self.record(tick);
     }
@@ -93,10 +101,10 @@ impl SymbolState {
     /// Volume-weighted average price; falls back to `last` before any volume
     /// has traded so the value is always a meaningful price.
     pub fn vwap(&self) -> f64 {
-        if self.volume == 0 {
+        if self.traded_volume == 0.0 {
             self.last
         } else {
-            self.traded_value / self.volume as f64
+            self.traded_value / self.traded_volume
         }
     }
 
@@ -118,11 +126,11 @@ impl Book {
     }
 
     /// Applies a tick (see the module comment for late ticks). Returns
-    /// `false` and changes nothing if the price is not finite and positive —
-    /// parsers already enforce that, this just keeps hand-built ticks from
-    /// poisoning state.
+    /// `false` and changes nothing if the price is outside the accepted
+    /// range — parsers already enforce that, this just keeps hand-built ticks
+    /// from poisoning state.
     pub fn apply(&mut self, tick: &Tick) -> bool {
-        if !(tick.price.is_finite() && tick.price > 0.0) {
+        if validate_price(tick.price).is_err() {
             return false;
         }
         match self.states.get_mut(&tick.symbol) {
@@ -257,6 +265,19 @@ mod tests {
         let prices = book.get("X").unwrap().prices();
         assert_eq!(prices.len(), HISTORY_CAP);
         assert_eq!(&prices[..3], &[11.0, 2.0, 12.0]);
+    }
+
+    #[test]
+    fn aggregates_do_not_overflow() {
+        // Two trades at 1.0 of u64::MAX each: volume saturates, but VWAP is
+        // still the average price (it came out 2.0 when the sum wrapped).
+        let mut book = Book::new();
+        book.apply(&tick("X", 1.0, u64::MAX, 0));
+        book.apply(&tick("X", 1.0, u64::MAX, 1));
+        let s = book.get("X").unwrap();
+        assert_eq!(s.volume, u64::MAX);
+        assert_eq!(s.vwap(), 1.0);
+        assert!(s.traded_value.is_finite());
     }
 
     #[test]
