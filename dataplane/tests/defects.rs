@@ -4,7 +4,7 @@
 mod common;
 
 use cachebridge_dataplane::app;
-use common::{client, config, tick};
+use common::{Server, client, config, eventually, free_port, tick};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -30,4 +30,33 @@ async fn impossible_ticks_are_400_naming_line_and_field() {
         let body: Value = response.json().await.unwrap();
         assert_eq!((&body["line"], &body["field"]), (&2.into(), &field.into()));
     }
+}
+
+async fn readyz_source(url: &str) -> Option<String> {
+    let body: Value = client().get(url).send().await.ok()?.json().await.ok()?;
+    body["source"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn readyz_says_unreachable_when_redis_refuses_connections() {
+    // Nothing listens on this port: every connection is refused.
+    let mut refused = config(None, &[]);
+    refused.redis.url = Some(format!("redis://127.0.0.1:{}", free_port()));
+    let running = app::start_reader(&refused).await.unwrap();
+    let url = format!("http://{}/readyz", running.addr.unwrap());
+    assert_eq!(readyz_source(&url).await.as_deref(), Some("unreachable"));
+
+    // The same reader over a Redis that answers says so, until it dies.
+    let mut redis = Server::redis();
+    let running = app::start_reader(&config(Some(&redis), &[])).await.unwrap();
+    let url = format!("http://{}/readyz", running.addr.unwrap());
+    eventually("source reachable", || async {
+        (readyz_source(&url).await? == "reachable").then_some(())
+    })
+    .await;
+    redis.kill();
+    eventually("source unreachable", || async {
+        (readyz_source(&url).await? == "unreachable").then_some(())
+    })
+    .await;
 }
