@@ -249,14 +249,24 @@ impl Running {
         }
     }
 
-    /// Waits until a task ends (they run forever, so: until one fails).
+    /// Waits until something fails: a task panics or a server stops. A
+    /// task that returns has finished its work (a replay that reached the
+    /// end of its file), which is no failure: the rest keeps running.
     pub async fn wait(&mut self) {
-        let ended = tokio::select! {
-            Some(ended) = self.tasks.join_next() => ended,
-            Some(ended) = self.servers.join_next() => ended,
-        };
-        if let Err(e) = ended {
-            tracing::error!(error = %e, "a task stopped unexpectedly");
+        loop {
+            let ended = tokio::select! {
+                Some(ended) = self.tasks.join_next() => match ended {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                },
+                Some(ended) = self.servers.join_next() => match ended {
+                    Ok(()) => return,
+                    Err(e) => e,
+                },
+                else => return std::future::pending().await,
+            };
+            tracing::error!(error = %ended, "a task stopped unexpectedly");
+            return;
         }
     }
 

@@ -153,6 +153,67 @@ async fn a_tick_ingested_by_the_writer_appears_on_both_readers() {
     }
 }
 
+/// A replay that reached the end of its file is done, not failed: the
+/// writer keeps running with the last values published and ingest open.
+#[tokio::test]
+async fn a_finished_replay_leaves_the_writer_running_and_published() {
+    let redis = Server::redis();
+    let url = redis.url();
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/ticks.ndjson");
+    let source = format!("replay:{samples}");
+    let ingest_addr = format!("127.0.0.1:{}", free_port());
+    let mut writer = spawn(&[
+        "writer",
+        "--redis",
+        &url,
+        "--source",
+        &source,
+        "--replay-speed",
+        "0",
+        "--publish-interval",
+        "50ms",
+        "--ingest-listen",
+        &ingest_addr,
+    ]);
+    let metrics = format!("http://{ingest_addr}/metrics");
+    eventually("the whole file replayed", || async {
+        let text = client()
+            .get(&metrics)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("cachebridge_writer_ticks_total 240")
+            .then_some(())
+    })
+    .await;
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _reader = spawn(&["reader", "--redis", &url, "--listen", &listen]);
+    let overview = format!("http://{listen}/api/v1/market/overview");
+    let body: Value = eventually("the replayed day on the reader", || async {
+        let response = client().get(&overview).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert_eq!(body["data"]["symbols"], 12);
+
+    assert!(
+        writer.0.try_wait().unwrap().is_none(),
+        "the writer exited after its replay"
+    );
+    let pushed = client()
+        .post(format!("http://{ingest_addr}/ingest"))
+        .body(tick("NEWSYM", 42.5, 7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), StatusCode::ACCEPTED, "ingest still open");
+}
+
 #[tokio::test]
 async fn sigterm_drains_and_exits_cleanly() {
     let port = free_port();

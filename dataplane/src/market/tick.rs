@@ -13,11 +13,23 @@ pub use csv::parse_csv;
 pub use ndjson::parse_ndjson;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 
 /// Longest accepted ticker symbol, in characters.
 pub const MAX_SYMBOL_LEN: usize = 15;
+
+/// Lowest accepted price: one unit of the 4 published decimals. Anything
+/// smaller would be published as 0.
+pub const MIN_PRICE: f64 = 0.0001;
+/// Highest accepted price. Far above any listed share, and low enough that
+/// price × volume sums stay finite and exact enough for a session.
+pub const MAX_PRICE: f64 = 1e9;
+/// Largest accepted volume of one trade (a trillion shares).
+pub const MAX_VOLUME: u64 = 1_000_000_000_000;
+/// How far ahead of this machine's clock a `ts` may be: room for the
+/// sender's clock running a little fast, not for a date that has not come.
+pub const MAX_CLOCK_SKEW: Duration = Duration::seconds(60);
 
 /// One trade print for one symbol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +94,7 @@ pub fn validate_symbol(s: &str) -> Result<String, String> {
     Ok(upper)
 }
 
-/// A price must be a finite, strictly positive number.
+/// A price must be a finite number in [`MIN_PRICE`, `MAX_PRICE`].
 pub(crate) fn validate_price(p: f64) -> Result<f64, String> {
     if !p.is_finite() {
         return Err("must be a finite number".to_owned());
@@ -90,12 +102,39 @@ pub(crate) fn validate_price(p: f64) -> Result<f64, String> {
     if p <= 0.0 {
         return Err("must be greater than 0".to_owned());
     }
+    if p < MIN_PRICE {
+        return Err(format!("must be at least {MIN_PRICE}"));
+    }
+    if p > MAX_PRICE {
+        return Err(format!("must be at most {MAX_PRICE:.0}"));
+    }
     Ok(p)
 }
 
-/// Parses an RFC 3339 timestamp such as `2026-01-02T15:04:05Z`.
+/// A volume must be at most [`MAX_VOLUME`].
+pub(crate) fn validate_volume(v: u64) -> Result<u64, String> {
+    if v > MAX_VOLUME {
+        return Err(format!("must be at most {MAX_VOLUME}"));
+    }
+    Ok(v)
+}
+
+/// Parses an RFC 3339 timestamp such as `2026-01-02T15:04:05Z` that is not
+/// in the future (beyond [`MAX_CLOCK_SKEW`]).
 pub(crate) fn parse_ts(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("not an RFC 3339 timestamp: {e}"))
+    let ts = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 timestamp: {e}"))?;
+    not_in_future(ts, OffsetDateTime::now_utc())
+}
+
+fn not_in_future(ts: OffsetDateTime, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    if ts - now > MAX_CLOCK_SKEW {
+        return Err(format!(
+            "is in the future (more than {} s ahead of this clock)",
+            MAX_CLOCK_SKEW.whole_seconds()
+        ));
+    }
+    Ok(ts)
 }
 
 /// Explains why a numeric volume that is not a plain `u64` literal was rejected.
@@ -141,10 +180,31 @@ mod tests {
     #[test]
     fn price_rules() {
         assert_eq!(validate_price(0.01), Ok(0.01));
+        assert_eq!(validate_price(MIN_PRICE), Ok(MIN_PRICE));
+        assert_eq!(validate_price(MAX_PRICE), Ok(MAX_PRICE));
+        assert_eq!(
+            validate_price(1e300).unwrap_err(),
+            "must be at most 1000000000"
+        );
+        assert!(validate_price(0.00009).is_err());
         assert!(validate_price(0.0).is_err());
         assert!(validate_price(-1.0).is_err());
         assert!(validate_price(f64::NAN).is_err());
         assert!(validate_price(f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn volume_and_ts_bounds() {
+        assert_eq!(validate_volume(MAX_VOLUME), Ok(MAX_VOLUME));
+        assert!(validate_volume(MAX_VOLUME + 1).is_err());
+        assert!(validate_volume(u64::MAX).is_err());
+        let now = datetime!(2026-01-02 15:00:00 UTC);
+        assert!(not_in_future(now + MAX_CLOCK_SKEW, now).is_ok());
+        assert!(not_in_future(now - Duration::days(300), now).is_ok());
+        let err = not_in_future(now + MAX_CLOCK_SKEW + Duration::seconds(1), now).unwrap_err();
+        assert!(err.contains("future"), "{err}");
+        assert!(parse_ts("2099-01-01T00:00:00Z").is_err());
+        assert!(parse_ts("2026-01-02T15:04:05Z").is_ok());
     }
 
     #[test]

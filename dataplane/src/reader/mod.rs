@@ -165,14 +165,20 @@ async fn healthz() -> &'static str {
 
 /// Ready when this reader can answer with data it can vouch for, or at
 /// least has data to serve while the source is unreachable.
+///
+/// `source` is "reachable" only on evidence: the coherence follower holds a
+/// live subscription and has caught up (so Redis answered it), and reads
+/// have not tripped the L3 breaker. The breaker alone would say "reachable"
+/// for a reader that simply has not called Redis yet.
 async fn readyz(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
     let synced = r.coherence.is_synced();
     let l1_entries = r.cache.l1_entries().await;
     let ready = synced || l1_entries > 0;
+    let reachable = synced && r.cache.l3_healthy();
     let body = serde_json::json!({
         "ready": ready,
         "synced": synced,
-        "source": if r.cache.l3_healthy() { "reachable" } else { "unreachable" },
+        "source": if reachable { "reachable" } else { "unreachable" },
         "l1_entries": l1_entries,
     });
     let status = if ready {

@@ -67,6 +67,8 @@ pub fn load_replay(path: &Path) -> Result<Vec<Tick>, ReplayError> {
 
 /// Replays ticks in file order. With `speed` > 0 the gaps between the
 /// file's timestamps are kept (divided by `speed`); with 0 all at once.
+/// Returns when the file ends: the source is done, the writer is not — it
+/// keeps publishing the last values and taking `POST /ingest`.
 pub async fn replay(book: SharedBook, ticks: Vec<Tick>, speed: f64, metrics: Arc<Metrics>) {
     let total = ticks.len();
     let mut previous: Option<OffsetDateTime> = None;

@@ -6,7 +6,9 @@
 //! legitimately contain a comma, so a quote character is simply rejected by
 //! the field validators.
 
-use super::{Tick, TickError, parse_ts, validate_price, validate_symbol, volume_rejection};
+use super::{
+    Tick, TickError, parse_ts, validate_price, validate_symbol, validate_volume, volume_rejection,
+};
 
 const COLUMNS: [&str; 4] = ["symbol", "price", "volume", "ts"];
 
@@ -107,7 +109,7 @@ fn price_from(cell: &str) -> Result<f64, String> {
 
 fn volume_from(cell: &str) -> Result<u64, String> {
     if let Ok(volume) = cell.parse::<u64>() {
-        return Ok(volume);
+        return validate_volume(volume);
     }
     match cell.parse::<f64>() {
         Ok(value) if value.is_finite() => Err(volume_rejection(value)),
@@ -183,6 +185,9 @@ mod tests {
             ("AAPL,1,-3,2026-01-02T15:04:05Z", "volume"),
             ("AAPL,1,lots,2026-01-02T15:04:05Z", "volume"),
             ("AAPL,1,1,2026-01-02", "ts"),
+            ("AAPL,1,1,2099-01-01T00:00:00Z", "ts"),
+            ("AAPL,1e300,1,2026-01-02T15:04:05Z", "price"),
+            ("AAPL,1,18446744073709551615,2026-01-02T15:04:05Z", "volume"),
             ("AAPL,1,1", "line"),
             ("AAPL,1,1,2026-01-02T15:04:05Z,extra", "line"),
         ];

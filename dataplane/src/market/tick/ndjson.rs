@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::{Tick, TickError, parse_ts, validate_price, validate_symbol, volume_rejection};
+use super::{
+    Tick, TickError, parse_ts, validate_price, validate_symbol, validate_volume, volume_rejection,
+};
 
 /// Parses newline-delimited JSON ticks, e.g.
 /// `{"symbol":"AAPL","price":189.5,"volume":300,"ts":"2026-01-02T15:04:05Z"}`.
@@ -85,8 +87,10 @@ fn volume_from(v: &Value) -> Result<u64, String> {
 fn volume_from_number(n: &Number) -> Result<u64, String> {
     // `as_u64` is `None` for negatives and for anything written with a
     // fraction or exponent, which is exactly the set to reject.
-    n.as_u64()
-        .ok_or_else(|| volume_rejection(n.as_f64().unwrap_or(f64::NAN)))
+    let volume = n
+        .as_u64()
+        .ok_or_else(|| volume_rejection(n.as_f64().unwrap_or(f64::NAN)))?;
+    validate_volume(volume)
 }
 
 #[cfg(test)]
@@ -189,6 +193,25 @@ mod tests {
             );
             let got = err(&j);
             assert_eq!(got, (1, "volume".into(), reason.into()), "volume {volume}");
+        }
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let cases = [
+            (
+                r#""price":1e300,"volume":1,"ts":"2026-01-02T15:04:05Z""#,
+                "price",
+            ),
+            (
+                r#""price":1,"volume":18446744073709551615,"ts":"2026-01-02T15:04:05Z""#,
+                "volume",
+            ),
+            (r#""price":1,"volume":1,"ts":"2099-01-01T00:00:00Z""#, "ts"),
+        ];
+        for (fields, field) in cases {
+            let j = format!(r#"{{"symbol":"AAPL",{fields}}}"#);
+            assert_eq!(bad_line(&j), (2, field.into()), "{j}");
         }
     }
 
