@@ -7,8 +7,8 @@
 //! Not a timed test: the figures go into operator/BENCHMARKS.md.
 
 use cachebridge_api::CacheBridge;
-use cachebridge_operator::build::Settings;
 use cachebridge_operator::controller::{self, Context};
+use cachebridge_operator::desired::Settings;
 use cachebridge_operator::metrics::Metrics;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};

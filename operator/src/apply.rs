@@ -15,9 +15,9 @@
 //! deleted, but only if they carry this bridge's owner reference.
 
 use crate::FIELD_MANAGER;
-use crate::build::labels::APPLIED_HASH;
-use crate::build::secret::GENERATED;
-use crate::build::{Child, ChildKey, Desired, Kind};
+use crate::desired::labels::APPLIED_HASH;
+use crate::desired::secret::GENERATED;
+use crate::desired::{Child, ChildKey, Desired, Kind};
 use crate::error::{Error, Result};
 use crate::validate::Bridge;
 use k8s_openapi::ByteString;

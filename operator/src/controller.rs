@@ -4,7 +4,7 @@
 //! CacheBridges and the children they own.
 
 use crate::apply;
-use crate::build::{self, Settings, labels};
+use crate::desired::{self, Settings, labels};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::metrics::Metrics;
@@ -99,7 +99,7 @@ async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
             return Err(Error::InvalidSpec(invalid));
         }
     };
-    let desired = build::build(&bridge, &ctx.settings)?;
+    let desired = desired::build(&bridge, &ctx.settings)?;
     let applied = apply::apply(&ctx.client, &bridge, &desired).await?;
     ctx.metrics.record_writes("created", applied.created.len());
     ctx.metrics.record_writes("updated", applied.updated.len());

@@ -7,7 +7,7 @@
 //! or knows no primary is skipped; when none answers, the status keeps the
 //! primary last observed and the reason is logged: it never fails a reconcile.
 
-use crate::build::config;
+use crate::desired::config;
 use crate::error::{Error, Result};
 use crate::secrets;
 use crate::stats;

@@ -9,7 +9,7 @@
 //! is logged and leaves the previous figures (with their `updatedAt`): it
 //! never fails a reconcile.
 
-use crate::build::{self, config};
+use crate::desired::{self, config};
 use crate::error::{Error, Result};
 use crate::secrets;
 use crate::validate::Bridge;
@@ -110,7 +110,7 @@ pub fn format_age(seconds: f64) -> String {
 /// The bridge's Redis at `url` (the primary as last observed), its ACL
 /// user and the password from its Secret.
 pub async fn target(client: &Client, b: &Bridge, url: String) -> Result<RedisTarget> {
-    let (secret, key) = build::password_secret(b);
+    let (secret, key) = desired::password_secret(b);
     let password = secrets::read_key(client, &b.namespace, &secret, &key)
         .await?
         .ok_or_else(|| Error::Stats(format!("Secret {secret} has no key {key:?}")))?;

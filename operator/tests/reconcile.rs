@@ -10,8 +10,8 @@ use cachebridge_api::v1alpha1::condition::{
     MEMCACHED_READY, READER_READY, READY, REDIS_READY, WRITER_READY,
 };
 use cachebridge_operator::Error;
-use cachebridge_operator::build::labels::CONFIG_HASH;
 use cachebridge_operator::controller::{self, READY_REQUEUE};
+use cachebridge_operator::desired::labels::CONFIG_HASH;
 use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};

@@ -9,7 +9,7 @@ use cachebridge_api::v1alpha1::condition::READY;
 use cachebridge_dataplane::cache::envelope::Envelope;
 use cachebridge_dataplane::cache::l3::redis::{RedisStore, RedisTarget};
 use cachebridge_dataplane::keys::Keys;
-use cachebridge_operator::build::redis::acl_rules;
+use cachebridge_operator::desired::redis::acl_rules;
 use cachebridge_operator::stats;
 use common::*;
 use futures::StreamExt;
@@ -248,11 +248,11 @@ async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
 /// are pointed at a temporary directory; nothing else is changed.)
 #[tokio::test]
 async fn the_start_script_configures_redis_from_the_secret_files() {
-    use cachebridge_operator::build::{self, Settings};
+    use cachebridge_operator::desired::{self, Settings};
     use cachebridge_operator::render::read_bridge;
     let doc = json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "quotes", "namespace": "prod"}});
     let bridge = cachebridge_operator::validate::validate(&read_bridge(1, doc).unwrap()).unwrap();
-    let desired = build::build(&bridge, &Settings::default()).unwrap();
+    let desired = desired::build(&bridge, &Settings::default()).unwrap();
     let sts = desired.redis.unwrap().stateful_set;
     let script = sts.spec.unwrap().template.spec.unwrap().containers[0]
         .command

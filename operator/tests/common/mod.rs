@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use cachebridge_api::CacheBridge;
-use cachebridge_operator::build::Settings;
 use cachebridge_operator::controller::{self, Context};
+use cachebridge_operator::desired::Settings;
 use cachebridge_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, Patch, PatchParams, PostParams};
