@@ -15,6 +15,7 @@
 //! [`metrics`], [`telemetry`], [`leader`] and [`server`] stay apart from it.
 
 pub mod apply;
+pub mod caches;
 pub mod controller;
 pub mod crdgen;
 pub mod desired;
