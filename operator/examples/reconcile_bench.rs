@@ -1,36 +1,82 @@
-//! Benchmark: reconcile 1000 CacheBridges against the in-memory API backend
-//! (kube-fake-client) and report wall time, API requests per object for a
-//! first pass, a readiness pass and a steady-state pass, and peak memory.
+//! Benchmark: the operator at fleet scale. Reconciles N CacheBridges
+//! against the in-memory API backend (kube-fake-client) and reports API
+//! reads and writes per bridge for the first pass and for a simulated
+//! steady hour (requeues every 30 s, cache figures read from a real
+//! `redis-server` on every requeue, the watch events of the operator's own
+//! status writes), the watch traffic (counted apart), and the memory the
+//! operator itself holds.
 //!
 //! `cargo run --release -p cachebridge-operator --example reconcile_bench [-- BRIDGES [CONCURRENCY]]`
 //!
 //! Not a timed test: the figures go into operator/BENCHMARKS.md.
 
 use cachebridge_api::CacheBridge;
-use cachebridge_operator::build::Settings;
-use cachebridge_operator::controller::{self, Context};
+use cachebridge_operator::controller::{self, Context, READY_REQUEUE};
+use cachebridge_operator::desired::Settings;
+use cachebridge_operator::desired::redis::acl_rules;
 use cachebridge_operator::metrics::Metrics;
+use cachebridge_testkit::Server;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::{Value, json};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 const NS: &str = "bench";
+const PASSWORD: &str = "BenchPassw0rdForTheBridgeAclUser";
+/// Requeues of a ready bridge in one hour.
+const ROUNDS: i64 = 3600 / READY_REQUEUE.as_secs() as i64;
+
+/// Counts live heap bytes and their peak, so the operator's own memory can
+/// be told apart from the in-memory API backend's (both live in this process).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
 
 /// Requests the backend received, by kind of request.
 #[derive(Default)]
 struct Counters {
     reads: AtomicU64,
     writes: AtomicU64,
+    status_writes: AtomicU64,
 }
 
 impl Counters {
     fn take(&self) -> (u64, u64) {
+        self.status_writes.store(0, Ordering::Relaxed);
         (
             self.reads.swap(0, Ordering::Relaxed),
             self.writes.swap(0, Ordering::Relaxed),
@@ -38,121 +84,307 @@ impl Counters {
     }
 }
 
+/// The simulated time, in seconds after the real start.
+static SIMULATED: AtomicI64 = AtomicI64::new(0);
+
+fn simulated_clock() -> Timestamp {
+    Timestamp::now()
+        .checked_add(SignedDuration::from_secs(SIMULATED.load(Ordering::SeqCst)))
+        .expect("a time within range")
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let bridges: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let baseline_rss = proc_status("VmRSS:");
+    let redis = acl_redis();
     let counters = Arc::new(Counters::default());
-    let client = backend(bridges, &counters).await;
+    let client = backend(bridges, &redis.url(), &counters).await;
     let mut ctx = Context::new(
         client.clone(),
         Settings::default(),
         Arc::new(Metrics::new()),
     );
-    ctx.read_stats = false;
+    ctx.observe_primary = false;
+    ctx.clock = simulated_clock;
     let ctx = Arc::new(ctx);
-    counters.take();
-    println!("{bridges} CacheBridges, {concurrency} reconciles in flight, in-memory API backend\n");
+    let mut bench = Bench {
+        client,
+        ctx,
+        counters,
+        bridges,
+        concurrency,
+        cached: HashMap::new(),
+        watch_events: 0,
+    };
     println!(
-        "resident memory after loading the bridges into the backend: {}\n",
-        proc_status("VmRSS:")
+        "{bridges} CacheBridges (external Redis: one real redis-server, 2 reader reports per bridge), \
+         {concurrency} reconciles in flight, in-memory API backend\n"
     );
-    println!("| pass | wall time | per bridge | API reads/bridge | API writes/bridge |");
-    println!("|---|---|---|---|---|");
 
-    pass(
-        "first (creates every child)",
-        &client,
-        &ctx,
-        &counters,
-        bridges,
-        concurrency,
-    )
-    .await;
-    pass(
-        "second, unchanged",
-        &client,
-        &ctx,
-        &counters,
-        bridges,
-        concurrency,
-    )
-    .await;
-    make_ready(&client, bridges).await;
-    counters.take();
-    pass(
-        "children became ready",
-        &client,
-        &ctx,
-        &counters,
-        bridges,
-        concurrency,
-    )
-    .await;
-    pass(
-        "steady state",
-        &client,
-        &ctx,
-        &counters,
-        bridges,
-        concurrency,
-    )
-    .await;
+    // The watches' initial listing: before it, nothing is cached.
+    bench.play_watches().await;
+    let first = bench.pass().await;
+    bench.play_watches().await;
+    let children = bench.ctx.caches.len();
+    make_ready(&bench.client).await;
+    bench.play_watches().await;
+    bench.counters.take();
+    let ready = bench.pass().await;
+    // The readers' first reports, and the requeue that shows them.
+    put_reports(&redis, bridges, 0).await;
+    SIMULATED.fetch_add(READY_REQUEUE.as_secs() as i64, Ordering::SeqCst);
+    bench.play_watches().await;
+    bench.pass().await;
+    let hour = bench.steady_hour(&redis).await;
+
+    println!("| pass | API reads/bridge | API writes/bridge | watch events/bridge | wall time |");
+    println!("|---|---|---|---|---|");
+    for (name, p) in [
+        ("first (creates every child)", &first),
+        ("children became ready", &ready),
+        (
+            "steady hour (120 requeues, figures read each time)",
+            &hour.pass,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} s |",
+            p.reads as f64 / bridges as f64,
+            p.writes as f64 / bridges as f64,
+            p.watch_events as f64 / bridges as f64,
+            p.wall.as_secs_f64()
+        );
+    }
+    let per_10_min = (hour.pass.reads + hour.pass.writes) as f64 / bridges as f64 / 6.0;
     println!(
-        "\nresident memory at the end (backend holding every child): {}",
-        proc_status("VmRSS:")
+        "\nchildren: {children} ({:.1} per bridge); first pass child writes per child: {:.2}",
+        children as f64 / bridges as f64,
+        first.child_writes as f64 / children as f64
     );
-    println!("peak resident memory (VmHWM): {}", proc_status("VmHWM:"));
+    println!(
+        "steady hour: {:.3} API requests per bridge per 10 min; {:.2} reads/s and {:.2} writes/s for the fleet",
+        per_10_min,
+        hour.pass.reads as f64 / 3600.0,
+        hour.pass.writes as f64 / 3600.0
+    );
+    println!(
+        "steady hour: {} status writes, {} of their watch events would have triggered a reconcile",
+        hour.status_writes, hour.status_triggers
+    );
+    println!(
+        "\nmemory: process VmRSS before the backend {baseline_rss}; operator caches {:.1} MiB \
+         ({} objects); peak heap the steady hour added {:.1} MiB; process VmHWM {}",
+        hour.cache_bytes as f64 / MIB,
+        children,
+        hour.transient_peak as f64 / MIB,
+        proc_status("VmHWM:")
+    );
 }
 
-async fn pass(
-    name: &str,
-    client: &Client,
-    ctx: &Arc<Context>,
-    counters: &Counters,
+const MIB: f64 = 1024.0 * 1024.0;
+
+struct Bench {
+    client: Client,
+    ctx: Arc<Context>,
+    counters: Arc<Counters>,
     bridges: usize,
     concurrency: usize,
-) {
-    let api: Api<CacheBridge> = Api::namespaced(client.clone(), NS);
-    let start = Instant::now();
-    let failures = stream::iter(0..bridges)
-        .map(|i| {
-            let (api, ctx) = (api.clone(), Arc::clone(ctx));
-            async move {
-                let cb = api.get(&format!("b{i}")).await.expect("bridge");
-                controller::reconcile(Arc::new(cb), ctx).await.is_err()
-            }
-        })
-        .buffer_unordered(concurrency)
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
-    let elapsed = start.elapsed();
-    // The bench's own GET of each bridge is not the operator's.
-    let (reads, writes) = counters.take();
-    let reads = reads.saturating_sub(bridges as u64);
-    let n = bridges as f64;
-    assert_eq!(failures, 0, "{failures} reconciles failed in pass {name}");
-    println!(
-        "| {name} | {:.2} s | {:.2} ms | {:.1} | {:.1} |",
-        elapsed.as_secs_f64(),
-        elapsed.as_secs_f64() * 1000.0 / n,
-        reads as f64 / n,
-        writes as f64 / n
-    );
+    /// The bridges as the controller's own watch would hold them.
+    cached: HashMap<String, Arc<CacheBridge>>,
+    watch_events: u64,
 }
 
-async fn backend(bridges: usize, counters: &Arc<Counters>) -> Client {
-    let objects: Vec<Value> = (0..bridges)
-        .map(|i| {
-            json!({
-                "apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge",
-                "metadata": {"name": format!("b{i}"), "namespace": NS, "uid": format!("uid-{i}"), "generation": 1},
-                "spec": {},
-            })
-        })
-        .collect();
+#[derive(Default)]
+struct Pass {
+    reads: u64,
+    writes: u64,
+    child_writes: u64,
+    watch_events: u64,
+    wall: std::time::Duration,
+}
+
+struct Hour {
+    pass: Pass,
+    status_writes: u64,
+    status_triggers: u64,
+    cache_bytes: usize,
+    transient_peak: usize,
+}
+
+impl Bench {
+    /// What the watches would have delivered by now: the children into the
+    /// caches, the bridges into `cached`. Its requests are watch traffic,
+    /// not the reconcile's: they are taken off the counters.
+    async fn play_watches(&mut self) {
+        let (reads, writes) = self.counters.take();
+        self.ctx.fill_caches_from_api(NS).await.expect("list");
+        let api: Api<CacheBridge> = Api::namespaced(self.client.clone(), NS);
+        for cb in api.list(&ListParams::default()).await.expect("bridges") {
+            self.cached
+                .insert(cb.metadata.name.clone().unwrap(), Arc::new(cb));
+        }
+        self.counters.take();
+        self.counters.reads.store(reads, Ordering::Relaxed);
+        self.counters.writes.store(writes, Ordering::Relaxed);
+    }
+
+    /// One reconcile of every bridge; the writes it made are the watch
+    /// events it causes (one per written object).
+    async fn pass(&mut self) -> Pass {
+        let start = Instant::now();
+        let failures = stream::iter(self.cached.values().cloned())
+            .map(|cb| controller::reconcile(cb, Arc::clone(&self.ctx)))
+            .buffer_unordered(self.concurrency)
+            .filter(|r| futures::future::ready(r.is_err()))
+            .count()
+            .await;
+        assert_eq!(failures, 0, "{failures} reconciles failed");
+        let wall = start.elapsed();
+        let status = self.counters.status_writes.load(Ordering::Relaxed);
+        let (reads, writes) = self.counters.take();
+        let events = self.recorded_events().await;
+        self.watch_events += writes - events;
+        Pass {
+            reads,
+            writes,
+            child_writes: writes - status - events,
+            watch_events: writes - events,
+            wall,
+        }
+    }
+
+    /// Events the Recorder created (not watched by the operator).
+    async fn recorded_events(&self) -> u64 {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), NS);
+        let n = events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .len() as u64;
+        self.counters.take();
+        let seen = EVENTS_SEEN.swap(n, Ordering::Relaxed);
+        n - seen
+    }
+
+    /// An hour of a ready fleet: every bridge requeued every 30 s, its
+    /// figures read from Redis each time (jitter below 0.1 point every
+    /// time, a real change twice an hour), its status written only on a
+    /// meaningful change, and each status write's watch event checked
+    /// against the controller's trigger filter.
+    async fn steady_hour(&mut self, redis: &Server) -> Hour {
+        let cache_bytes = self.cache_bytes().await;
+        let start_heap = reset_peak();
+        let mut total = Pass::default();
+        let (mut status_writes, mut status_triggers) = (0, 0);
+        for round in 1..=ROUNDS {
+            SIMULATED.fetch_add(READY_REQUEUE.as_secs() as i64, Ordering::SeqCst);
+            put_reports(redis, self.bridges, round).await;
+            let p = self.pass().await;
+            total.reads += p.reads;
+            total.writes += p.writes;
+            total.watch_events += p.watch_events;
+            total.wall += p.wall;
+            if p.writes > 0 {
+                // The status writes come back through the bridges' watch.
+                let old: HashMap<String, Arc<CacheBridge>> = self.cached.clone();
+                self.play_watches().await;
+                for (name, cb) in &self.cached {
+                    if cb.status != old[name].status {
+                        status_writes += 1;
+                        if controller::trigger_hash(cb) != controller::trigger_hash(&old[name]) {
+                            status_triggers += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let transient_peak = PEAK.load(Ordering::Relaxed).saturating_sub(start_heap);
+        Hour {
+            pass: total,
+            status_writes,
+            status_triggers,
+            cache_bytes,
+            transient_peak,
+        }
+    }
+
+    /// Heap held by the caches: what dropping their content frees.
+    async fn cache_bytes(&mut self) -> usize {
+        let full = LIVE.load(Ordering::Relaxed);
+        // Play a watch restart on an empty namespace: every cache empties.
+        self.ctx
+            .fill_caches_from_api("nothing-here")
+            .await
+            .expect("list");
+        let empty = LIVE.load(Ordering::Relaxed);
+        self.play_watches().await;
+        self.counters.take();
+        full.saturating_sub(empty)
+    }
+}
+
+static EVENTS_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// A Redis with the ACL user every bench bridge uses (one key prefix each).
+fn acl_redis() -> Server {
+    let user_line = format!("cachebridge on >{PASSWORD} {}", acl_rules("cb:bench:"));
+    let mut args = vec!["--user"];
+    args.extend(user_line.split(' '));
+    Server::redis_args(&args)
+}
+
+/// Each bridge's two readers report; in `round`, the ratio jitters by less
+/// than 0.1 point, and twice an hour it really moves (0.5 point).
+async fn put_reports(redis: &Server, bridges: usize, round: i64) {
+    let client = redis::Client::open(format!(
+        "redis://cachebridge:{PASSWORD}@127.0.0.1:{}",
+        redis.port
+    ))
+    .expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let jitter = if round % 2 == 0 { 0.0003 } else { -0.0003 };
+    let shift = if (round / (ROUNDS / 2)) % 2 == 1 {
+        0.005
+    } else {
+        0.0
+    };
+    let mut pipe = redis::pipe();
+    for i in 0..bridges {
+        for pod in ["r-0", "r-1"] {
+            let doc = json!({"hitRatio": 0.98 + jitter + shift, "dataAgeSeconds": 0.3});
+            pipe.cmd("SET")
+                .arg(format!("cb:bench:b{i}:stats:reader:b{i}-reader-{pod}"))
+                .arg(doc.to_string())
+                .arg("EX")
+                .arg(3600)
+                .ignore();
+        }
+    }
+    let _: () = pipe.query_async(&mut conn).await.expect("reports");
+}
+
+async fn backend(bridges: usize, redis_url: &str, counters: &Arc<Counters>) -> Client {
+    let mut objects: Vec<Value> = Vec::with_capacity(bridges * 2);
+    for i in 0..bridges {
+        objects.push(json!({
+            "apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge",
+            "metadata": {"name": format!("b{i}"), "namespace": NS, "uid": format!("uid-{i}"), "generation": 1},
+            "spec": {"redis": {"external": {"url": redis_url, "username": "cachebridge", "passwordSecret": {"name": format!("b{i}-creds")}}}},
+        }));
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("b{i}-creds"), "namespace": NS},
+            "data": {"password": base64(PASSWORD)},
+        }));
+    }
     let (r1, r2, w1, w2, w3, w4) = (
         Arc::clone(counters),
         Arc::clone(counters),
@@ -177,7 +409,10 @@ async fn backend(bridges: usize, counters: &Arc<Counters>) -> Client {
         })
         .create(move |_| count(&w1, false))
         .patch(move |_| count(&w2, false))
-        .patch_status(move |_| count(&w3, false))
+        .patch_status(move |_| {
+            w3.status_writes.fetch_add(1, Ordering::Relaxed);
+            count(&w3, false)
+        })
         .delete(move |_| count(&w4, false));
     ClientBuilder::new()
         .with_resource::<CacheBridge>()
@@ -191,26 +426,54 @@ async fn backend(bridges: usize, counters: &Arc<Counters>) -> Client {
         .expect("in-memory backend")
 }
 
+fn base64(s: &str) -> String {
+    use std::fmt::Write;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = out.write_char(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Plays the workload controllers: every pod of every bridge ready.
-async fn make_ready(client: &Client, bridges: usize) {
+async fn make_ready(client: &Client) {
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     let deploy: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    for i in 0..bridges {
-        for (name, n) in [(format!("b{i}-redis"), 1), (format!("b{i}-memcached"), 2)] {
-            let generation = sts.get(&name).await.unwrap().metadata.generation;
-            let status = json!({"status": {"observedGeneration": generation, "replicas": n, "readyReplicas": n}});
-            sts.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-                .unwrap();
-        }
-        for (name, n) in [(format!("b{i}-writer"), 1), (format!("b{i}-reader"), 2)] {
-            let generation = deploy.get(&name).await.unwrap().metadata.generation;
-            let status = json!({"status": {"observedGeneration": generation, "replicas": n, "readyReplicas": n}});
-            deploy
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-                .unwrap();
-        }
+    for s in sts.list(&ListParams::default()).await.unwrap() {
+        let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = json!({"status": {"observedGeneration": s.metadata.generation, "replicas": n, "readyReplicas": n}});
+        sts.patch_status(
+            &s.metadata.name.unwrap(),
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+    }
+    for d in deploy.list(&ListParams::default()).await.unwrap() {
+        let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = json!({"status": {"observedGeneration": d.metadata.generation, "replicas": n, "readyReplicas": n}});
+        deploy
+            .patch_status(
+                &d.metadata.name.unwrap(),
+                &PatchParams::default(),
+                &Patch::Merge(&status),
+            )
+            .await
+            .unwrap();
     }
 }
 

@@ -13,11 +13,17 @@
 //!
 //! Children the bridge no longer wants (see [`Desired::unwanted`]) are
 //! deleted, but only if they carry this bridge's owner reference.
+//!
+//! The live objects come from the controller's watch caches ([`Caches`]),
+//! not from the API: a reconcile of a bridge whose children are as wanted
+//! makes no API request at all. The one API read left is documented at
+//! [`ensure_secret`] (a password Secret missing from the cache).
 
 use crate::FIELD_MANAGER;
-use crate::build::labels::APPLIED_HASH;
-use crate::build::secret::GENERATED;
-use crate::build::{Child, ChildKey, Desired, Kind};
+use crate::caches::{Caches, SeenSecrets, cached};
+use crate::desired::labels::APPLIED_HASH;
+use crate::desired::secret::GENERATED;
+use crate::desired::{Child, ChildKey, Desired, Kind};
 use crate::error::{Error, Result};
 use crate::validate::Bridge;
 use k8s_openapi::ByteString;
@@ -27,6 +33,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,73 +64,107 @@ impl Applied {
 }
 
 /// Applies every desired child and deletes the unwanted ones.
-pub async fn apply(client: &Client, b: &Bridge, desired: &Desired) -> Result<Applied> {
+pub async fn apply(
+    client: &Client,
+    caches: &Caches,
+    b: &Bridge,
+    desired: &Desired,
+) -> Result<Applied> {
     let mut applied = Applied::default();
+    let at = Cluster { client, caches };
     for child in desired.children() {
-        apply_child(client, &b.namespace, child, &mut applied).await?;
+        apply_child(&at, &b.namespace, child, &mut applied).await?;
     }
     for key in desired.unwanted(b) {
-        delete_if_owned(client, b, &key, &mut applied).await?;
+        delete_if_owned(&at, b, &key, &mut applied).await?;
     }
     Ok(applied)
 }
 
 async fn apply_child(
-    client: &Client,
+    at: &Cluster<'_>,
     ns: &str,
     child: Child<'_>,
     applied: &mut Applied,
 ) -> Result<()> {
     let key = child.key();
+    let (c, k) = (at.caches, at.client);
     let outcome = match child {
         Child::ServiceAccount(o) => {
-            ensure(Api::<ServiceAccount>::namespaced(client.clone(), ns), o)
-                .await?
-                .1
+            ensure(
+                Api::<ServiceAccount>::namespaced(k.clone(), ns),
+                &c.service_accounts,
+                o,
+            )
+            .await?
+            .1
         }
         Child::Role(o) => {
-            ensure(Api::<Role>::namespaced(client.clone(), ns), o)
+            ensure(Api::<Role>::namespaced(k.clone(), ns), &c.roles, o)
                 .await?
                 .1
         }
         Child::RoleBinding(o) => {
-            ensure(Api::<RoleBinding>::namespaced(client.clone(), ns), o)
-                .await?
-                .1
+            ensure(
+                Api::<RoleBinding>::namespaced(k.clone(), ns),
+                &c.role_bindings,
+                o,
+            )
+            .await?
+            .1
         }
         Child::ConfigMap(o) => {
-            ensure(Api::<ConfigMap>::namespaced(client.clone(), ns), o)
-                .await?
-                .1
+            ensure(
+                Api::<ConfigMap>::namespaced(k.clone(), ns),
+                &c.config_maps,
+                o,
+            )
+            .await?
+            .1
         }
-        Child::Secret(o) => ensure_secret(Api::<Secret>::namespaced(client.clone(), ns), o).await?,
+        Child::Secret(o) => {
+            ensure_secret(Api::<Secret>::namespaced(k.clone(), ns), &c.secrets, o).await?
+        }
         Child::Service(o) => {
-            ensure(Api::<Service>::namespaced(client.clone(), ns), o)
+            ensure(Api::<Service>::namespaced(k.clone(), ns), &c.services, o)
                 .await?
                 .1
         }
         Child::NetworkPolicy(o) => {
-            ensure(Api::<NetworkPolicy>::namespaced(client.clone(), ns), o)
-                .await?
-                .1
+            ensure(
+                Api::<NetworkPolicy>::namespaced(k.clone(), ns),
+                &c.network_policies,
+                o,
+            )
+            .await?
+            .1
         }
         Child::PodDisruptionBudget(o) => {
             ensure(
-                Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+                Api::<PodDisruptionBudget>::namespaced(k.clone(), ns),
+                &c.pod_disruption_budgets,
                 o,
             )
             .await?
             .1
         }
         Child::StatefulSet(o) => {
-            let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
-            let (live, outcome) = ensure_stateful_set(api, o).await?;
+            let (live, outcome) = ensure_stateful_set(
+                Api::<StatefulSet>::namespaced(k.clone(), ns),
+                &c.stateful_sets,
+                o,
+            )
+            .await?;
             applied.stateful_sets.insert(key.name.clone(), live);
             outcome
         }
         Child::Deployment(o) => {
-            let (live, outcome) =
-                ensure(Api::<Deployment>::namespaced(client.clone(), ns), o).await?;
+            let (live, outcome) = ensure(
+                Api::<Deployment>::namespaced(k.clone(), ns),
+                &c.deployments,
+                o,
+            )
+            .await?;
             applied.deployments.insert(key.name.clone(), live);
             outcome
         }
@@ -136,6 +177,12 @@ async fn apply_child(
     Ok(())
 }
 
+/// Where children are written (the API) and read (the watch caches).
+struct Cluster<'a> {
+    client: &'a Client,
+    caches: &'a Caches,
+}
+
 /// What [`ensure`] had to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -144,18 +191,19 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// Server-side applies `desired` unless the live object already matches it.
-pub async fn ensure<K>(api: Api<K>, desired: &K) -> Result<(K, Outcome)>
+/// Server-side applies `desired` unless the cached live object already
+/// matches it.
+pub async fn ensure<K>(api: Api<K>, cache: &Store<K>, desired: &K) -> Result<(K, Outcome)>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = desired.name_any();
     let body = with_hash(typed_json(desired)?);
-    let live = api.get_opt(&name).await?;
+    let live = cached(cache, &namespace_of(desired), &name);
     if let Some(live) = &live
-        && up_to_date(&serde_json::to_value(live)?, &body)
+        && up_to_date(&serde_json::to_value(&**live)?, &body)
     {
-        return Ok((live.clone(), Outcome::Unchanged));
+        return Ok(((**live).clone(), Outcome::Unchanged));
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api.patch(&name, &params, &Patch::Apply(&body)).await?;
@@ -173,9 +221,10 @@ where
 /// its pods keep serving until the new StatefulSet adopts and rolls them.
 async fn ensure_stateful_set(
     api: Api<StatefulSet>,
+    cache: &Store<StatefulSet>,
     desired: &StatefulSet,
 ) -> Result<(StatefulSet, Outcome)> {
-    match ensure(api.clone(), desired).await {
+    match ensure(api.clone(), cache, desired).await {
         Err(Error::Kube(kube::Error::Api(e)))
             if e.code == 422 && e.message.contains("updates to statefulset spec") =>
         {
@@ -185,7 +234,9 @@ async fn ensure_stateful_set(
                 "replacing a StatefulSet: the change is not allowed in place"
             );
             api.delete(&name, &DeleteParams::orphan()).await?;
-            let (live, _) = ensure(api, desired).await?;
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let body = with_hash(typed_json(desired)?);
+            let live = api.patch(&name, &params, &Patch::Apply(&body)).await?;
             Ok((live, Outcome::Updated))
         }
         other => other,
@@ -197,10 +248,19 @@ async fn ensure_stateful_set(
 /// immutable, and SSA would drop fields the manager stops sending). An
 /// existing Secret without the keys was made by someone else: the operator
 /// will not overwrite a password that may be in use.
-async fn ensure_secret(api: Api<Secret>, desired: &Secret) -> Result<Outcome> {
+///
+/// API read: Secrets are not watched (see `caches`), so the live Secret is
+/// as last seen, read again with one GET at most every
+/// [`crate::caches::SECRET_RECHECK`] (and at the first reconcile). Its
+/// absence is never taken from memory: it would mean new passwords.
+async fn ensure_secret(api: Api<Secret>, seen: &SeenSecrets, desired: &Secret) -> Result<Outcome> {
     let name = desired.name_any();
+    let ns = namespace_of(desired);
     let mut body = with_hash(typed_json(desired)?);
-    let live = api.get_opt(&name).await?;
+    let live = match seen.get(&ns, &name) {
+        Some(Some(live)) => Some((*live).clone()),
+        _ => api.get_opt(&name).await?,
+    };
     let (data, outcome) = match live {
         Some(live) => {
             let data = live.data.clone().unwrap_or_default();
@@ -211,6 +271,7 @@ async fn ensure_secret(api: Api<Secret>, desired: &Secret) -> Result<Outcome> {
                 });
             }
             if up_to_date(&serde_json::to_value(&live)?, &body) {
+                seen.remember(&ns, &name, Some(live));
                 return Ok(Outcome::Unchanged);
             }
             (data, Outcome::Updated)
@@ -219,7 +280,8 @@ async fn ensure_secret(api: Api<Secret>, desired: &Secret) -> Result<Outcome> {
     };
     body["data"] = serde_json::to_value(data)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&body)).await?;
+    let written = api.patch(&name, &params, &Patch::Apply(&body)).await?;
+    seen.remember(&ns, &name, Some(written));
     Ok(outcome)
 }
 
@@ -246,37 +308,99 @@ pub fn generate_password() -> String {
         .collect()
 }
 
-/// Deletes a child the bridge no longer wants, if it exists and is ours.
+/// Deletes a child the bridge no longer wants, if the cache holds it and it is ours.
 async fn delete_if_owned(
-    client: &Client,
+    at: &Cluster<'_>,
     b: &Bridge,
     key: &ChildKey,
     applied: &mut Applied,
 ) -> Result<()> {
     let ns = &b.namespace;
-    let c = client.clone();
+    let (c, k, name) = (at.caches, at.client, &key.name);
     let deleted = match key.kind {
         Kind::ServiceAccount => {
-            delete_owned(Api::<ServiceAccount>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<ServiceAccount>::namespaced(k.clone(), ns),
+                &c.service_accounts,
+                b,
+                name,
+            )
+            .await?
         }
-        Kind::Role => delete_owned(Api::<Role>::namespaced(c, ns), b, &key.name).await?,
+        Kind::Role => {
+            delete_owned(Api::<Role>::namespaced(k.clone(), ns), &c.roles, b, name).await?
+        }
         Kind::RoleBinding => {
-            delete_owned(Api::<RoleBinding>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<RoleBinding>::namespaced(k.clone(), ns),
+                &c.role_bindings,
+                b,
+                name,
+            )
+            .await?
         }
-        Kind::ConfigMap => delete_owned(Api::<ConfigMap>::namespaced(c, ns), b, &key.name).await?,
-        Kind::Secret => delete_owned(Api::<Secret>::namespaced(c, ns), b, &key.name).await?,
-        Kind::Service => delete_owned(Api::<Service>::namespaced(c, ns), b, &key.name).await?,
+        Kind::ConfigMap => {
+            delete_owned(
+                Api::<ConfigMap>::namespaced(k.clone(), ns),
+                &c.config_maps,
+                b,
+                name,
+            )
+            .await?
+        }
+        Kind::Secret => {
+            delete_seen_secret(
+                Api::<Secret>::namespaced(k.clone(), ns),
+                &c.secrets,
+                b,
+                name,
+            )
+            .await?
+        }
+        Kind::Service => {
+            delete_owned(
+                Api::<Service>::namespaced(k.clone(), ns),
+                &c.services,
+                b,
+                name,
+            )
+            .await?
+        }
         Kind::NetworkPolicy => {
-            delete_owned(Api::<NetworkPolicy>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<NetworkPolicy>::namespaced(k.clone(), ns),
+                &c.network_policies,
+                b,
+                name,
+            )
+            .await?
         }
         Kind::StatefulSet => {
-            delete_owned(Api::<StatefulSet>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<StatefulSet>::namespaced(k.clone(), ns),
+                &c.stateful_sets,
+                b,
+                name,
+            )
+            .await?
         }
         Kind::Deployment => {
-            delete_owned(Api::<Deployment>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<Deployment>::namespaced(k.clone(), ns),
+                &c.deployments,
+                b,
+                name,
+            )
+            .await?
         }
         Kind::PodDisruptionBudget => {
-            delete_owned(Api::<PodDisruptionBudget>::namespaced(c, ns), b, &key.name).await?
+            delete_owned(
+                Api::<PodDisruptionBudget>::namespaced(k.clone(), ns),
+                &c.pod_disruption_budgets,
+                b,
+                name,
+            )
+            .await?
         }
     };
     if deleted {
@@ -285,13 +409,20 @@ async fn delete_if_owned(
     Ok(())
 }
 
-async fn delete_owned<K>(api: Api<K>, b: &Bridge, name: &str) -> Result<bool>
+async fn delete_owned<K>(api: Api<K>, cache: &Store<K>, b: &Bridge, name: &str) -> Result<bool>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    let Some(live) = api.get_opt(name).await? else {
+    let Some(live) = cached(cache, &b.namespace, name) else {
         return Ok(false);
     };
+    delete_if_ours(&api, b, name, &*live).await
+}
+
+async fn delete_if_ours<K>(api: &Api<K>, b: &Bridge, name: &str, live: &K) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
     let ours = live.owner_references().iter().any(|o| o.uid == b.owner.uid);
     if !ours {
         tracing::warn!(name, "not deleting an object this bridge does not own");
@@ -303,6 +434,31 @@ where
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`delete_owned`] for a Secret, which is not watched: it is looked up as
+/// last seen, and read from the API at most every
+/// [`crate::caches::SECRET_RECHECK`] (an external-Redis bridge does not
+/// look for its old generated Secret on every reconcile).
+async fn delete_seen_secret(
+    api: Api<Secret>,
+    seen: &SeenSecrets,
+    b: &Bridge,
+    name: &str,
+) -> Result<bool> {
+    let live = match seen.get(&b.namespace, name) {
+        Some(live) => live.map(|s| (*s).clone()),
+        None => api.get_opt(name).await?,
+    };
+    seen.remember(&b.namespace, name, None);
+    let Some(live) = live else {
+        return Ok(false);
+    };
+    delete_if_ours(&api, b, name, &live).await
+}
+
+fn namespace_of<K: Resource>(o: &K) -> String {
+    o.meta().namespace.clone().unwrap_or_default()
 }
 
 /// The object as JSON with `apiVersion` and `kind`, as server-side apply needs.

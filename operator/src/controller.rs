@@ -1,35 +1,42 @@
 //! The controller: one `reconcile` that runs the pipeline
-//! validate → build → apply → status, the error policy with per-object
+//! validate → desired → apply → status, the error policy with per-object
 //! exponential backoff, and the kube-runtime `Controller` that watches
 //! CacheBridges and the children they own.
+//!
+//! At fleet scale the API server is shared, so a steady bridge costs it
+//! nothing: children are read from the watch caches (see `caches`), a
+//! change of a bridge's status alone (our own write, seen by the watch)
+//! triggers no reconcile ([`trigger_hash`]), and the status is written only
+//! when it changes meaningfully (see `stats::settle`).
 
 use crate::apply;
-use crate::build::{self, Settings, labels};
+use crate::caches::{self, CacheWriters, Caches};
+use crate::desired::{self, Settings};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::metrics::Metrics;
 use crate::primary;
+use crate::secrets::Secrets;
 use crate::stats;
 use crate::status;
 use crate::validate::{self, Bridge};
 use cachebridge_api::v1alpha1::condition::READY;
-use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus, CacheFigures};
+use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus};
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +60,16 @@ pub struct Context {
     /// Ask the Sentinels of bridges that have some for the primary (off in
     /// tests that have no Sentinel, and where the operator cannot reach them).
     pub observe_primary: bool,
+    /// The children as the controller's watches see them.
+    pub caches: Caches,
+    /// What fills `caches`: taken by [`run`] for its watches, or used by
+    /// tests and the benchmark to play them.
+    pub cache_writers: Mutex<Option<CacheWriters>>,
+    pub secrets: Secrets,
+    /// When each bridge's cache figures were last read from Redis.
+    pub figures_read: Mutex<HashMap<ObjectRef<CacheBridge>, Timestamp>>,
+    /// The time (the benchmark simulates an hour with it).
+    pub clock: fn() -> Timestamp,
 }
 
 impl Context {
@@ -61,15 +78,48 @@ impl Context {
             controller: crate::FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let (caches, writers) = caches::caches();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            secrets: Secrets::new(client.clone(), Arc::clone(&caches.secrets)),
             client,
             settings,
             metrics,
             backoff: Backoff::default(),
             read_stats: true,
             observe_primary: true,
+            caches,
+            cache_writers: Mutex::new(Some(writers)),
+            figures_read: Mutex::new(HashMap::new()),
+            clock: Timestamp::now,
         }
+    }
+
+    /// Fills the caches with a listing of `namespace` from the API, as the
+    /// watches would (tests and the benchmark: the in-memory API serves no
+    /// watches). Does nothing once [`run`] has taken the writers.
+    pub async fn fill_caches_from_api(&self, namespace: &str) -> Result<()> {
+        let taken = self.writers().take();
+        let Some(mut writers) = taken else {
+            return Ok(());
+        };
+        let filled = writers.fill_from(&self.client, namespace).await;
+        *self.writers() = Some(writers);
+        filled
+    }
+
+    fn writers(&self) -> std::sync::MutexGuard<'_, Option<CacheWriters>> {
+        self.cache_writers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the figures of `key` are due for a read now; if so, notes the read.
+    fn figures_due(&self, key: ObjectRef<CacheBridge>, now: Timestamp) -> bool {
+        let mut read = self.figures_read.lock().unwrap_or_else(|p| p.into_inner());
+        let due = stats::due(read.get(&key).copied(), now);
+        if due {
+            read.insert(key, now);
+        }
+        due
     }
 }
 
@@ -86,7 +136,9 @@ pub async fn reconcile(cb: Arc<CacheBridge>, ctx: Arc<Context>) -> Result<Action
 async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
     let namespace = cb.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<CacheBridge> = Api::namespaced(ctx.client.clone(), &namespace);
-    let now = Timestamp::now();
+    // "Not listed yet" must not read as "absent".
+    ctx.caches.wait_until_ready().await;
+    let now = (ctx.clock)();
     let old = cb.status.as_ref();
 
     let bridge = match validate::validate(cb) {
@@ -99,18 +151,22 @@ async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
             return Err(Error::InvalidSpec(invalid));
         }
     };
-    let desired = build::build(&bridge, &ctx.settings)?;
-    let applied = apply::apply(&ctx.client, &bridge, &desired).await?;
+    let desired = desired::build(&bridge, &ctx.settings)?;
+    let applied = apply::apply(&ctx.client, &ctx.caches, &bridge, &desired).await?;
     ctx.metrics.record_writes("created", applied.created.len());
     ctx.metrics.record_writes("updated", applied.updated.len());
     ctx.metrics.record_writes("deleted", applied.deleted.len());
 
     let observed = observe_primary(ctx, &bridge).await;
     let mut status = status::compute(&bridge, &applied, old, None, &observed, now);
-    if ctx.read_stats && status.is_true(READY) && stats::due(old, now) {
-        status.cache = refresh_figures(ctx, &bridge, &status, now)
-            .await
-            .or(status.cache);
+    if ctx.read_stats
+        && status.is_true(READY)
+        && ctx.figures_due(ObjectRef::from_obj(cb), now)
+        && let Some(reports) = read_figures(ctx, &bridge, &status).await
+    {
+        let shown = old.and_then(|o| o.cache.as_ref());
+        let budget = bridge.cache.staleness_budget;
+        status.cache = Some(stats::settle(shown, &reports, budget, now));
     }
     record_status(ctx, &api, cb, old, &status, Some(&applied)).await?;
     Ok(Action::requeue(if status.is_true(READY) {
@@ -142,7 +198,7 @@ async fn observe_primary(ctx: &Context, b: &Bridge) -> primary::Observation {
     if !ctx.observe_primary {
         return primary::Observation::NotAsked;
     }
-    let observed = primary::observe(&ctx.client, b).await;
+    let observed = primary::observe(&ctx.secrets, b).await;
     if let primary::Observation::Unanswered(why) = &observed {
         ctx.metrics.record_error(&Error::Sentinel(why.clone()));
         tracing::warn!(bridge = %b.name, namespace = %b.namespace, error = %why, "Redis primary not observed");
@@ -150,25 +206,27 @@ async fn observe_primary(ctx: &Context, b: &Bridge) -> primary::Observation {
     observed
 }
 
-/// Fresh figures, or `None` (logged) when Redis cannot be read this time.
-/// They are read from the primary as last observed.
-async fn refresh_figures(
+/// The readers' reports, or `None` (logged) when Redis cannot be read this
+/// time. They are read from the primary as last observed.
+async fn read_figures(
     ctx: &Context,
     b: &Bridge,
     status: &CacheBridgeStatus,
-    now: Timestamp,
-) -> Option<CacheFigures> {
+) -> Option<Vec<stats::ReaderReport>> {
     let read = async {
         let url =
             status.endpoints.redis.clone().ok_or_else(|| {
                 Error::Stats("no Sentinel has named the Redis primary yet".into())
             })?;
-        let target = stats::target(&ctx.client, b, url).await?;
+        let target = stats::target(&ctx.secrets, b, url).await?;
         stats::read_reports(&target, &b.key_prefix).await
     };
     match read.await {
-        Ok(reports) => Some(stats::aggregate(&reports, now)),
+        Ok(reports) => Some(reports),
         Err(e) => {
+            // The password may have changed: read it again next time.
+            let (secret, _) = desired::password_secret(b);
+            ctx.secrets.forget(&b.namespace, &secret);
             ctx.metrics.record_error(&e);
             tracing::warn!(bridge = %b.name, namespace = %b.namespace, error = %e, "cache figures not refreshed");
             None
@@ -248,29 +306,59 @@ impl Scope {
     }
 }
 
+/// What about a CacheBridge should trigger a reconcile when it changes: its
+/// spec (generation), labels, annotations and deletion, not its status.
+/// The operator's own status writes therefore trigger nothing.
+pub fn trigger_hash(cb: &CacheBridge) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let meta = &cb.metadata;
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Runs the controller until `shutdown` resolves.
+///
+/// Watches (their traffic is not API reads by the reconcile): CacheBridges,
+/// and each child kind with the managed-by label (only our own objects),
+/// through reflectors into [`Context::caches`].
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    // Only our children: the operator never lists every Deployment of the cluster.
-    let owned =
-        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
-    let controller = Controller::new(
+    let Some(w) = ctx.writers().take() else {
+        tracing::error!("the watch caches are already being filled elsewhere");
+        return;
+    };
+    let (bridges, bridge_writer) = reflector::store();
+    let bridge_events = watcher(
         scope.api::<CacheBridge>(client.clone()),
         watcher::Config::default().any_semantic(),
-    );
-    let controller = owns::<StatefulSet>(controller, &scope, &client, &owned);
-    let controller = owns::<Deployment>(controller, &scope, &client, &owned);
-    let controller = owns::<Service>(controller, &scope, &client, &owned);
-    let controller = owns::<ConfigMap>(controller, &scope, &client, &owned);
-    let controller = owns::<NetworkPolicy>(controller, &scope, &client, &owned);
-    let controller = owns::<PodDisruptionBudget>(controller, &scope, &client, &owned);
-    // Pods are not watched: a failover shows in the StatefulSets' ready
-    // counts (the old primary goes and comes back), which trigger a reconcile.
-    controller
+    )
+    .default_backoff()
+    .reflect(bridge_writer)
+    .applied_objects()
+    .predicate_filter(trigger_hash, Default::default());
+    Controller::for_stream(bridge_events, bridges)
+        .owns_stream(caches::watch(scope.api::<StatefulSet>(client.clone()), w.stateful_sets))
+        .owns_stream(caches::watch(scope.api::<Deployment>(client.clone()), w.deployments))
+        .owns_stream(caches::watch(scope.api::<Service>(client.clone()), w.services))
+        .owns_stream(caches::watch(scope.api::<ConfigMap>(client.clone()), w.config_maps))
+        .owns_stream(caches::watch(scope.api::<NetworkPolicy>(client.clone()), w.network_policies))
+        .owns_stream(caches::watch(
+            scope.api::<PodDisruptionBudget>(client.clone()),
+            w.pod_disruption_budgets,
+        ))
+        .owns_stream(caches::watch(scope.api::<ServiceAccount>(client.clone()), w.service_accounts))
+        .owns_stream(caches::watch(scope.api::<Role>(client.clone()), w.roles))
+        .owns_stream(caches::watch(scope.api::<RoleBinding>(client.clone()), w.role_bindings))
+        // Pods are not watched: a failover shows in the StatefulSets' ready
+        // counts (the old primary goes and comes back), which trigger a reconcile.
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -280,22 +368,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-fn owns<K>(
-    controller: Controller<CacheBridge>,
-    scope: &Scope,
-    client: &Client,
-    config: &watcher::Config,
-) -> Controller<CacheBridge>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    controller.owns(scope.api::<K>(client.clone()), config.clone())
 }

@@ -7,7 +7,7 @@
 //! folds repeats into a series.
 
 use crate::apply::Applied;
-use crate::build::ChildKey;
+use crate::desired::ChildKey;
 use cachebridge_api::v1alpha1::condition::{ALL, READY};
 use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus};
 use kube::Resource;

@@ -4,7 +4,7 @@
 //! One reconcile is a visible pipeline, one module per stage:
 //! - [`validate`]: the spec, checked against the CRD's own schema and CEL
 //!   rules, becomes a [`validate::Bridge`] (pure, no client);
-//! - [`build`]: the bridge becomes [`build::Desired`], a typed struct holding
+//! - [`desired`]: the bridge becomes [`desired::Desired`], a typed struct holding
 //!   every child object (pure, no client);
 //! - [`apply`]: server-side apply of what differs from the live objects, and
 //!   deletion of children no longer wanted;
@@ -15,9 +15,10 @@
 //! [`metrics`], [`telemetry`], [`leader`] and [`server`] stay apart from it.
 
 pub mod apply;
-pub mod build;
+pub mod caches;
 pub mod controller;
 pub mod crdgen;
+pub mod desired;
 pub mod error;
 pub mod events;
 pub mod leader;

@@ -3,8 +3,8 @@
 //! the controller would apply for a CacheBridge in a file.
 
 use cachebridge_api::v1alpha1::defaults::DATAPLANE_IMAGE;
-use cachebridge_operator::build::Settings;
 use cachebridge_operator::controller::{self, Context, Scope};
+use cachebridge_operator::desired::Settings;
 use cachebridge_operator::leader::{self, LeaseConfig};
 use cachebridge_operator::metrics::Metrics;
 use cachebridge_operator::server::{self, Health};

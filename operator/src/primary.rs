@@ -7,13 +7,12 @@
 //! or knows no primary is skipped; when none answers, the status keeps the
 //! primary last observed and the reason is logged: it never fails a reconcile.
 
-use crate::build::config;
+use crate::desired::config;
 use crate::error::{Error, Result};
-use crate::secrets;
+use crate::secrets::Secrets;
 use crate::stats;
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::SentinelEndpoints;
-use kube::Client;
 use std::time::Duration;
 
 /// How long one Sentinel may take to answer.
@@ -61,7 +60,7 @@ pub enum Observation {
 }
 
 /// The bridge's Sentinels with their password, or `None` without Sentinel.
-pub async fn target(client: &Client, b: &Bridge) -> Result<Option<SentinelTarget>> {
+pub async fn target(secrets: &Secrets, b: &Bridge) -> Result<Option<SentinelTarget>> {
     let Some(SentinelEndpoints {
         servers,
         master_name,
@@ -72,7 +71,8 @@ pub async fn target(client: &Client, b: &Bridge) -> Result<Option<SentinelTarget
     };
     let password = match password_secret {
         Some(s) => Some(
-            secrets::read_key(client, &b.namespace, &s.name, &s.key)
+            secrets
+                .read_key(&b.namespace, &s.name, &s.key)
                 .await?
                 .ok_or_else(|| {
                     Error::Sentinel(format!("Secret {} has no key {:?}", s.name, s.key))
@@ -124,9 +124,9 @@ async fn ask_one(server: &str, target: &SentinelTarget) -> redis::RedisResult<Op
 }
 
 /// Asks the bridge's Sentinels, if it has any; failures become `Unanswered`.
-pub async fn observe(client: &Client, b: &Bridge) -> Observation {
+pub async fn observe(secrets: &Secrets, b: &Bridge) -> Observation {
     let found = async {
-        match target(client, b).await? {
+        match target(secrets, b).await? {
             Some(target) => ask(&target).await.map(Some),
             None => Ok(None),
         }

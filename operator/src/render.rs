@@ -7,7 +7,7 @@
 //! knows are placeholders: the uid (`render-placeholder-uid`) and the
 //! generated passwords (the Secret is shown without data).
 
-use crate::build::{self, Settings};
+use crate::desired::{self, Settings};
 use crate::schema_check;
 use crate::validate::{self, InvalidSpec};
 use cachebridge_api::CacheBridge;
@@ -120,7 +120,7 @@ fn render_bridge(
         name: cb.metadata.name.clone().unwrap_or_default(),
         source,
     })?;
-    let desired = build::build(&bridge, settings)?;
+    let desired = desired::build(&bridge, settings)?;
     let mut out = String::new();
     for child in desired.children() {
         let json = child.to_json().map_err(crate::Error::from)?;

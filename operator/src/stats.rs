@@ -8,14 +8,20 @@
 //! pure [`aggregate`], and the status shows the result. A failure to read
 //! is logged and leaves the previous figures (with their `updatedAt`): it
 //! never fails a reconcile.
+//!
+//! Figures are read on every refresh but written only when they change
+//! meaningfully ([`settle`]): the hit ratio by at least 0.1 percentage point,
+//! the number of reporting readers, or the data age moving to another coarse
+//! bucket (one bound of which is the bridge's staleness budget). So a steady
+//! bridge writes no status at all, and `updatedAt` says when the figures last
+//! changed, not when they were last read.
 
-use crate::build::{self, config};
+use crate::desired::{self, config};
 use crate::error::{Error, Result};
-use crate::secrets;
+use crate::secrets::Secrets;
 use crate::validate::Bridge;
-use cachebridge_api::v1alpha1::{CacheBridgeStatus, CacheFigures};
+use cachebridge_api::v1alpha1::CacheFigures;
 use k8s_openapi::jiff::Timestamp;
-use kube::Client;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -59,26 +65,104 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
-/// Whether the stored figures are old enough to refresh.
-pub fn due(old: Option<&CacheBridgeStatus>, now: Timestamp) -> bool {
-    let updated = old
-        .and_then(|s| s.cache.as_ref())
-        .and_then(|c| c.updated_at.as_deref())
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    match updated {
+/// Whether figures last read at `last_read` (never: `None`) are due again.
+pub fn due(last_read: Option<Timestamp>, now: Timestamp) -> bool {
+    match last_read {
         Some(at) => now.duration_since(at).unsigned_abs() >= REFRESH_EVERY,
         None => true,
     }
 }
 
+/// The smallest hit-ratio change worth a status write: 0.1 percentage point.
+pub const HIT_RATIO_STEP: f64 = 0.001;
+/// Bounds of the coarse data-age buckets, besides the staleness budget.
+const AGE_BOUNDS: [f64; 4] = [1.0, 10.0, 60.0, 600.0];
+
 /// Averages the reports. Readers that have not served a lookup yet report
 /// no ratio and are left out of that average rather than counted as 0 %.
-pub fn aggregate(reports: &[ReaderReport], now: Timestamp) -> CacheFigures {
+/// The data age is shown as its coarse bucket (see [`age_bucket`]).
+pub fn aggregate(
+    reports: &[ReaderReport],
+    staleness_budget: Duration,
+    now: Timestamp,
+) -> CacheFigures {
     CacheFigures {
         hit_ratio: mean(reports.iter().filter_map(|r| r.hit_ratio)).map(format_ratio),
-        data_age: mean(reports.iter().filter_map(|r| r.data_age_seconds)).map(format_age),
+        data_age: mean(reports.iter().filter_map(|r| r.data_age_seconds))
+            .map(|age| age_bucket(age, staleness_budget)),
         updated_at: Some(now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
         reporting_readers: i32::try_from(reports.len()).unwrap_or(i32::MAX),
+    }
+}
+
+/// The figures the status should show after reading `reports`: fresh ones
+/// when they differ meaningfully from `old`, else `old` unchanged
+/// (timestamp included), so that nothing is written. The hit ratio is
+/// compared unrounded against the one shown, so a ratio hovering at a
+/// rounding boundary does not flap.
+pub fn settle(
+    old: Option<&CacheFigures>,
+    reports: &[ReaderReport],
+    staleness_budget: Duration,
+    now: Timestamp,
+) -> CacheFigures {
+    let fresh = aggregate(reports, staleness_budget, now);
+    let ratio = mean(reports.iter().filter_map(|r| r.hit_ratio));
+    match old {
+        Some(old) if !meaningful_change(old, &fresh, ratio) => old.clone(),
+        _ => fresh,
+    }
+}
+
+fn meaningful_change(old: &CacheFigures, fresh: &CacheFigures, ratio: Option<f64>) -> bool {
+    let shown = old.hit_ratio.as_deref().and_then(parse_ratio);
+    let ratio_moved = match (shown, ratio) {
+        // A rounding error below the step must not count as a step.
+        (Some(a), Some(b)) => (a - b).abs() >= HIT_RATIO_STEP - 1e-9,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    ratio_moved
+        || old.reporting_readers != fresh.reporting_readers
+        || old.data_age != fresh.data_age
+}
+
+/// `98.7%` → `0.987`.
+fn parse_ratio(shown: &str) -> Option<f64> {
+    shown
+        .strip_suffix('%')?
+        .parse::<f64>()
+        .ok()
+        .map(|p| p / 100.0)
+}
+
+/// The data age as a coarse bucket: `<1s`, `<10s`, `<1m`, `<10m` or
+/// `>=10m`, with the staleness budget as one more bound (`<30s` for a 30 s
+/// budget), so crossing the budget always shows. Never the exact age: that
+/// changes on every read, and the status would be written every time.
+pub fn age_bucket(seconds: f64, staleness_budget: Duration) -> String {
+    let budget = staleness_budget.as_secs_f64();
+    let mut bounds: Vec<f64> = AGE_BOUNDS.to_vec();
+    if budget > 0.0 && !bounds.iter().any(|b| (b - budget).abs() < 1e-9) {
+        bounds.push(budget);
+    }
+    bounds.sort_by(f64::total_cmp);
+    let seconds = seconds.max(0.0);
+    match bounds.iter().find(|b| seconds < **b) {
+        Some(bound) => format!("<{}", format_bound(*bound)),
+        None => format!(">={}", format_bound(bounds[bounds.len() - 1])),
+    }
+}
+
+/// `0.5` → `0.5s`, `30` → `30s`, `60` → `1m`, `90` → `1m30s`.
+fn format_bound(seconds: f64) -> String {
+    if seconds < 1.0 {
+        return format!("{seconds}s");
+    }
+    let whole = seconds.round() as u64;
+    match (whole / 60, whole % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
     }
 }
 
@@ -94,24 +178,12 @@ pub fn format_ratio(ratio: f64) -> String {
     format!("{:.1}%", ratio.clamp(0.0, 1.0) * 100.0)
 }
 
-/// `0.42` → `0.4s`, `12.3` → `12s`, `754` → `12m34s`.
-pub fn format_age(seconds: f64) -> String {
-    let seconds = seconds.max(0.0);
-    if seconds < 10.0 {
-        format!("{seconds:.1}s")
-    } else if seconds < 60.0 {
-        format!("{seconds:.0}s")
-    } else {
-        let whole = seconds.round() as u64;
-        format!("{}m{}s", whole / 60, whole % 60)
-    }
-}
-
 /// The bridge's Redis at `url` (the primary as last observed), its ACL
 /// user and the password from its Secret.
-pub async fn target(client: &Client, b: &Bridge, url: String) -> Result<RedisTarget> {
-    let (secret, key) = build::password_secret(b);
-    let password = secrets::read_key(client, &b.namespace, &secret, &key)
+pub async fn target(secrets: &Secrets, b: &Bridge, url: String) -> Result<RedisTarget> {
+    let (secret, key) = desired::password_secret(b);
+    let password = secrets
+        .read_key(&b.namespace, &secret, &key)
         .await?
         .ok_or_else(|| Error::Stats(format!("Secret {secret} has no key {key:?}")))?;
     Ok(RedisTarget {
@@ -213,6 +285,8 @@ mod tests {
         }
     }
 
+    const BUDGET: Duration = Duration::from_secs(30);
+
     #[test]
     fn aggregate_averages_and_formats() {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
@@ -222,13 +296,14 @@ mod tests {
                 report(Some(0.97), Some(0.5)),
                 report(None, None),
             ],
+            BUDGET,
             now,
         );
         assert_eq!(figures.hit_ratio.as_deref(), Some("98.0%"));
-        assert_eq!(figures.data_age.as_deref(), Some("0.4s"));
+        assert_eq!(figures.data_age.as_deref(), Some("<1s"));
         assert_eq!(figures.reporting_readers, 3);
         assert_eq!(figures.updated_at.as_deref(), Some("2027-01-15T08:00:00Z"));
-        let none = aggregate(&[], now);
+        let none = aggregate(&[], BUDGET, now);
         assert_eq!(
             (none.hit_ratio, none.data_age, none.reporting_readers),
             (None, None, 0)
@@ -236,25 +311,56 @@ mod tests {
     }
 
     #[test]
-    fn ages_read_naturally() {
-        assert_eq!(format_age(0.42), "0.4s");
-        assert_eq!(format_age(12.3), "12s");
-        assert_eq!(format_age(754.0), "12m34s");
+    fn ages_fall_into_coarse_buckets_bounded_by_the_budget_too() {
+        assert_eq!(age_bucket(0.42, BUDGET), "<1s");
+        assert_eq!(age_bucket(12.3, BUDGET), "<30s");
+        assert_eq!(age_bucket(31.0, BUDGET), "<1m");
+        assert_eq!(age_bucket(754.0, BUDGET), ">=10m");
+        assert_eq!(age_bucket(80.0, Duration::from_secs(90)), "<1m30s");
+        assert_eq!(age_bucket(5.0, Duration::from_secs(10)), "<10s");
         assert_eq!(format_ratio(1.2), "100.0%");
+    }
+
+    #[test]
+    fn only_meaningful_changes_replace_the_figures() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let read = |old: Option<&CacheFigures>, reports: &[ReaderReport], s| {
+            settle(old, reports, BUDGET, t(s))
+        };
+        let old = read(None, &[report(Some(0.987), Some(0.3))], 0);
+        assert_eq!(old.hit_ratio.as_deref(), Some("98.7%"));
+        // Jitter below 0.1 point, even across a rounding boundary, same age bucket.
+        for jitter in [0.9874, 0.9866, 0.98751] {
+            let same = read(Some(&old), &[report(Some(jitter), Some(0.8))], 30);
+            assert_eq!(same, old, "{jitter}: nothing to write, not even the time");
+        }
+        let moved = read(Some(&old), &[report(Some(0.988), Some(0.3))], 30);
+        assert_eq!(moved.hit_ratio.as_deref(), Some("98.8%"));
+        assert_ne!(moved.updated_at, old.updated_at);
+        let down = read(Some(&old), &[report(Some(0.9859), Some(0.3))], 30);
+        assert_eq!(down.hit_ratio.as_deref(), Some("98.6%"));
+        let two = [
+            report(Some(0.987), Some(0.3)),
+            report(Some(0.987), Some(0.3)),
+        ];
+        assert_eq!(read(Some(&old), &two, 30).reporting_readers, 2);
+        let stale = read(Some(&old), &[report(Some(0.987), Some(31.0))], 30);
+        assert_eq!(stale.data_age.as_deref(), Some("<1m"), "past the budget");
+        let unused = read(Some(&old), &[report(None, Some(0.3))], 30);
+        assert_eq!(unused.hit_ratio, None);
     }
 
     #[test]
     fn figures_are_due_after_the_refresh_interval() {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         assert!(due(None, now));
-        let status = |at: &str| CacheBridgeStatus {
-            cache: Some(CacheFigures {
-                updated_at: Some(at.into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert!(!due(Some(&status("2027-01-15T07:59:50Z")), now));
-        assert!(due(Some(&status("2027-01-15T07:59:30Z")), now));
+        assert!(!due(
+            Some(Timestamp::from_second(1_799_999_990).unwrap()),
+            now
+        ));
+        assert!(due(
+            Some(Timestamp::from_second(1_799_999_970).unwrap()),
+            now
+        ));
     }
 }

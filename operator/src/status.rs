@@ -11,7 +11,7 @@
 
 use crate::FIELD_MANAGER;
 use crate::apply::Applied;
-use crate::build::{self, config, names};
+use crate::desired::{self, config, names};
 use crate::error::Result;
 use crate::primary::Observation;
 use crate::validate::{Bridge, InvalidSpec, MemcachedPlan, RedisPlan};
@@ -81,7 +81,7 @@ pub fn compute(
         (WRITER_READY, writer),
         (READER_READY, reader),
     ];
-    let (secret, key) = build::password_secret(b);
+    let (secret, key) = desired::password_secret(b);
     let sentinel = config::sentinel_endpoints(b);
     let (redis_url, redis_primary) = match sentinel {
         Some(_) => observed_primary(b, old, primary),

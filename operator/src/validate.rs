@@ -113,7 +113,7 @@ pub fn validate(cb: &CacheBridge) -> Result<Bridge, InvalidSpec> {
     };
     // The dataplane checks its own config the same way at start; a bridge it
     // would refuse must fail here, visibly, not in a crash-looping pod.
-    crate::build::config::dataplane_config(&bridge)
+    crate::desired::config::dataplane_config(&bridge)
         .validate()
         .map_err(|e| InvalidSpec::one(format!("the dataplane would refuse this config: {e}")))?;
     Ok(bridge)

@@ -8,7 +8,7 @@
 //! review the diff.
 
 use cachebridge_api::CacheBridge;
-use cachebridge_operator::build::{self, Child, Desired, Kind, Settings, labels};
+use cachebridge_operator::desired::{self, Child, Desired, Kind, Settings, labels};
 use cachebridge_operator::render::{self, read_bridge};
 use cachebridge_operator::validate::{self, Bridge};
 use k8s_openapi::api::core::v1::PodSpec;
@@ -33,7 +33,7 @@ fn bridge_of(yaml: &str) -> (CacheBridge, Bridge) {
 
 fn desired(yaml: &str) -> (Bridge, Desired) {
     let (_, bridge) = bridge_of(yaml);
-    let desired = build::build(&bridge, &Settings::default()).expect("build");
+    let desired = desired::build(&bridge, &Settings::default()).expect("build");
     (bridge, desired)
 }
 

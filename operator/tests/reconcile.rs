@@ -10,8 +10,8 @@ use cachebridge_api::v1alpha1::condition::{
     MEMCACHED_READY, READER_READY, READY, REDIS_READY, WRITER_READY,
 };
 use cachebridge_operator::Error;
-use cachebridge_operator::build::labels::CONFIG_HASH;
 use cachebridge_operator::controller::{self, READY_REQUEUE};
+use cachebridge_operator::desired::labels::CONFIG_HASH;
 use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -695,5 +695,74 @@ async fn a_replicated_redis_gets_sentinels_and_loses_them_when_scaled_back_to_on
     assert_eq!(
         condition(&h.get("quotes").await, REDIS_READY),
         ("True", "Ready")
+    );
+}
+
+#[tokio::test]
+async fn a_steady_bridge_is_reconciled_without_a_single_api_read() {
+    let h = harness(vec![bridge("quotes", json!({}))]).await;
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(
+        h.reads.take(),
+        ["get quotes-redis-password"],
+        "first pass: children come from the (empty) caches; only the password \
+         Secret's absence is confirmed by the API before passwords are generated"
+    );
+    h.make_all_ready("quotes").await;
+    h.reconcile("quotes").await.unwrap();
+    h.writes.take();
+    for _ in 0..3 {
+        h.reconcile("quotes").await.unwrap();
+        assert_eq!(h.reads.take(), Vec::<String>::new(), "no API read");
+        assert_eq!(h.writes.take(), Vec::<String>::new(), "no API write");
+    }
+}
+
+#[tokio::test]
+async fn drift_seen_in_the_cache_is_repaired() {
+    let h = harness(vec![bridge("quotes", json!({}))]).await;
+    h.reconcile("quotes").await.unwrap();
+    // Someone scales the readers by hand: the watch delivers it, the reconcile repairs it.
+    let scale = json!({"spec": {"replicas": 7}});
+    Api::<Deployment>::namespaced(h.client.clone(), NS)
+        .patch(
+            "quotes-reader",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&scale),
+        )
+        .await
+        .unwrap();
+    h.writes.take();
+    h.reconcile("quotes").await.unwrap();
+    let children: Vec<String> = h
+        .writes
+        .take()
+        .into_iter()
+        .filter(|w| w.starts_with("patch ") || w.starts_with("delete "))
+        .collect();
+    assert_eq!(children, ["patch Deployment/quotes-reader"]);
+    assert_eq!(h.reads.take(), Vec::<String>::new());
+    let spec = h.deployment("quotes-reader").await.unwrap().spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+}
+
+#[tokio::test]
+async fn a_change_of_the_status_alone_triggers_no_reconcile() {
+    let h = harness(vec![bridge("quotes", json!({}))]).await;
+    let before = controller::trigger_hash(&h.get("quotes").await);
+    h.reconcile("quotes").await.unwrap();
+    let with_status = h.get("quotes").await;
+    assert!(with_status.status.is_some(), "the reconcile wrote a status");
+    assert_eq!(
+        controller::trigger_hash(&with_status),
+        before,
+        "our own status write must not come back as a reconcile"
+    );
+    h.change_spec("quotes", json!({"cache": {"l2Ttl": "10m"}}))
+        .await;
+    assert_ne!(
+        controller::trigger_hash(&h.get("quotes").await),
+        before,
+        "a spec change does"
     );
 }

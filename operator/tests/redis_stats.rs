@@ -5,11 +5,15 @@
 
 mod common;
 
+use k8s_openapi::jiff::Timestamp;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use cachebridge_api::v1alpha1::condition::READY;
 use cachebridge_dataplane::cache::envelope::Envelope;
 use cachebridge_dataplane::cache::l3::redis::{RedisStore, RedisTarget};
 use cachebridge_dataplane::keys::Keys;
-use cachebridge_operator::build::redis::acl_rules;
+use cachebridge_operator::desired::redis::acl_rules;
 use cachebridge_operator::stats;
 use common::*;
 use futures::StreamExt;
@@ -217,7 +221,8 @@ async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
     })
     .unwrap();
     let spec = json!({"redis": {"external": {"url": server.url(), "username": "cachebridge", "passwordSecret": {"name": "creds"}}}});
-    let h = harness_with_stats(vec![bridge("quotes", spec), secret]).await;
+    let mut h = harness_with_stats(vec![bridge("quotes", spec), secret]).await;
+    Arc::get_mut(&mut h.ctx).expect("not shared yet").clock = clock;
     h.reconcile("quotes").await.unwrap();
     assert!(
         h.get("quotes").await.status.unwrap().cache.is_none(),
@@ -232,7 +237,7 @@ async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
     assert_eq!(condition(&cb, READY).0, "True");
     let cache = cb.status.unwrap().cache.expect("figures");
     assert_eq!(cache.hit_ratio.as_deref(), Some("98.0%"));
-    assert_eq!(cache.data_age.as_deref(), Some("0.4s"));
+    assert_eq!(cache.data_age.as_deref(), Some("<1s"));
     assert_eq!(cache.reporting_readers, 2);
     assert!(cache.updated_at.is_some());
 
@@ -240,6 +245,70 @@ async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
     h.writes.take();
     h.reconcile("quotes").await.unwrap();
     assert_eq!(h.writes.take(), Vec::<String>::new());
+
+    // Later, the readers report slightly different figures (0.075 point,
+    // which rounds to 98.1 %; same age bucket): they are read, but not
+    // worth a status write.
+    put_report(
+        &server,
+        "quotes-reader-a",
+        json!({"hitRatio": 0.9915, "dataAgeSeconds": 0.7}),
+    )
+    .await;
+    advance_clock(stats::REFRESH_EVERY);
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(h.writes.take(), Vec::<String>::new(), "jitter is not news");
+    assert_eq!(
+        h.reads.take(),
+        Vec::<String>::new(),
+        "the password is remembered"
+    );
+
+    // A real change (0.5 point) is written, with its own timestamp.
+    put_report(
+        &server,
+        "quotes-reader-a",
+        json!({"hitRatio": 1.0, "dataAgeSeconds": 0.7}),
+    )
+    .await;
+    advance_clock(stats::REFRESH_EVERY);
+    h.reconcile("quotes").await.unwrap();
+    assert_eq!(h.writes.take(), ["patch-status CacheBridge/quotes"]);
+    let changed = h.get("quotes").await.status.unwrap().cache.unwrap();
+    assert_eq!(changed.hit_ratio.as_deref(), Some("98.5%"));
+    assert_ne!(changed.updated_at, cache.updated_at);
+
+    // Data older than the staleness budget (default 30 s) shows at once.
+    put_report(
+        &server,
+        "quotes-reader-a",
+        json!({"hitRatio": 1.0, "dataAgeSeconds": 70.0}),
+    )
+    .await;
+    put_report(
+        &server,
+        "quotes-reader-b",
+        json!({"hitRatio": 0.97, "dataAgeSeconds": 70.0}),
+    )
+    .await;
+    advance_clock(stats::REFRESH_EVERY);
+    h.reconcile("quotes").await.unwrap();
+    let stale = h.get("quotes").await.status.unwrap().cache.unwrap();
+    assert_eq!(stale.data_age.as_deref(), Some("<10m"));
+}
+
+/// The time as the reconciles see it: now plus what [`advance_clock`] added.
+static CLOCK_OFFSET: AtomicI64 = AtomicI64::new(0);
+
+fn clock() -> Timestamp {
+    let offset = CLOCK_OFFSET.load(Ordering::SeqCst);
+    Timestamp::now()
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(offset))
+        .unwrap()
+}
+
+fn advance_clock(by: std::time::Duration) {
+    CLOCK_OFFSET.fetch_add(by.as_secs() as i64 + 1, Ordering::SeqCst);
 }
 
 /// The managed Redis container's start script, run for real with `sh`: it
@@ -248,11 +317,11 @@ async fn a_ready_bridge_shows_the_readers_figures_in_its_status() {
 /// are pointed at a temporary directory; nothing else is changed.)
 #[tokio::test]
 async fn the_start_script_configures_redis_from_the_secret_files() {
-    use cachebridge_operator::build::{self, Settings};
+    use cachebridge_operator::desired::{self, Settings};
     use cachebridge_operator::render::read_bridge;
     let doc = json!({"apiVersion": "cachebridge.dev/v1alpha1", "kind": "CacheBridge", "metadata": {"name": "quotes", "namespace": "prod"}});
     let bridge = cachebridge_operator::validate::validate(&read_bridge(1, doc).unwrap()).unwrap();
-    let desired = build::build(&bridge, &Settings::default()).unwrap();
+    let desired = desired::build(&bridge, &Settings::default()).unwrap();
     let sts = desired.redis.unwrap().stateful_set;
     let script = sts.spec.unwrap().template.spec.unwrap().containers[0]
         .command

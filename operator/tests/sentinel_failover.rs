@@ -14,7 +14,7 @@
 
 mod common;
 
-use cachebridge_operator::build::{self, Settings};
+use cachebridge_operator::desired::{self, Settings};
 use cachebridge_operator::primary::{self, Primary, SentinelTarget};
 use cachebridge_operator::render::read_bridge;
 use cachebridge_testkit::PATIENCE;
@@ -80,7 +80,7 @@ impl Cluster {
             "spec": {"redis": {"managed": {"replicas": 2, "sentinel": {"downAfter": "1s", "failoverTimeout": "10s"}}}}});
         let bridge =
             cachebridge_operator::validate::validate(&read_bridge(1, doc).unwrap()).unwrap();
-        let desired = build::build(&bridge, &Settings::default()).unwrap();
+        let desired = desired::build(&bridge, &Settings::default()).unwrap();
         let redis = desired.redis.unwrap();
         let failover = redis.failover.expect("replicas 2 bring Sentinels");
         let dir = tempfile::tempdir().unwrap();

@@ -13,11 +13,12 @@ error, so new code cannot slip past it):
    (`patch` with `Patch::Apply` is patch *and* create: a server-side apply that
    creates the object is authorized as create too). A method not in the table is an
    error.
-3. Watches. `Controller::new(API, …)` and `.owns(API, …)` on a kind list and watch it.
+3. Watches. `Controller::new(API, …)`, `.owns(API, …)` and `watcher(API, …)` on a
+   kind list and watch it (API: `Api::<K>…`, `x.api::<K>(…)` or a bound name).
 4. Generic helpers. A function whose Api kind is one of its own type parameters
    (`fn ensure<K>(api: Api<K>, …)`) contributes its verbs to the kinds it is called
    with: `ensure(Api::<Secret>::namespaced(…), …)`, `ensure(api.clone(), …)` with a
-   bound `api`, or `owns::<StatefulSet>(…)`.
+   bound `api`, `owns::<StatefulSet>(…)`, or `caches::watch(scope.api::<Secret>(…), …)`.
 5. Libraries. Entry points that call the API on the operator's behalf
    (LIBRARY_CALLS: kube's event Recorder, kube-lease-manager) carry their
    permissions; test_rbac.py checks those against the crates' sources.
@@ -325,7 +326,12 @@ class Scanner:
                 continue
             uses.append((type_name, "", ("list", "watch")))
         for m in re.finditer(r"\b(?:watcher|metadata_watcher|reflector)\s*\(", text):
-            errors.append(f"{fn.id}: `{m.group(0)}` is a watch the scanner does not attribute yet")
+            api = re.match(rf"\s*(?:[\w.]+\.api::<\s*{TYPE}\s*>\(|(\w+)\s*[,)])", text[m.end():])
+            type_name = api and (api.group(1) or bound.get(api.group(2) or ""))
+            if m.group(0).startswith("reflector") or not type_name:
+                errors.append(f"{fn.id}: `{m.group(0)}` is a watch the scanner does not attribute yet")
+                continue
+            uses.append((type_name, "", ("list", "watch")))
         if re.search(r"\bDynamicObject\b|\.request\s*::<|\bclient\.request\(", text):
             errors.append(f"{fn.id}: untyped API access (DynamicObject or raw request) cannot be attributed")
         # Api constructors without a visible kind must be in a typed let or a generic fn returning Api<K>.
@@ -343,6 +349,9 @@ class Scanner:
         text = fn.body
         calls = []
         for m in re.finditer(rf"(?<![\w.:])(\w+)\s*\(\s*Api::<\s*{TYPE}\s*>", text):
+            calls.append((m.group(1), m.group(2)))
+        # helper(scope.api::<K>(…), …), also as module::helper(…).
+        for m in re.finditer(rf"(?<![\w.])(?:\w+::)?(\w+)\s*\(\s*[\w.]+\.api::<\s*{TYPE}\s*>\s*\(", text):
             calls.append((m.group(1), m.group(2)))
         for m in re.finditer(rf"(?<![\w.])(\w+)::<\s*{TYPE}\s*>\s*\(", text):
             if m.group(1) != "Api":

@@ -118,12 +118,12 @@ def _user(dockerfile: str) -> int:
 
 def test_images_run_as_the_uid_the_pods_declare(default_render):
     """The chart runs the operator as the operator image's user; the operator runs the
-    dataplane as the dataplane image's user (DATAPLANE_UID in build/dataplane.rs)."""
+    dataplane as the dataplane image's user (DATAPLANE_UID in desired/dataplane.rs)."""
     pod = repo.one(default_render, "Deployment")["spec"]["template"]["spec"]
     for dockerfile in dockerfiles():
         if package_of((repo.ROOT / dockerfile).read_text()) == "cachebridge-operator":
             assert pod["securityContext"]["runAsUser"] == _user(dockerfile), dockerfile
-    source = (repo.OPERATOR_SRC / "build" / "dataplane.rs").read_text()
+    source = (repo.OPERATOR_SRC / "desired" / "dataplane.rs").read_text()
     uid = re.search(r"pub const DATAPLANE_UID: i64 = (\d+);", source)
     assert uid and int(uid.group(1)) == _user("docker/dataplane.Dockerfile")
 

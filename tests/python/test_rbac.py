@@ -136,9 +136,9 @@ def test_gates_are_real():
     assert main.index("return Ok(());", no_le) < main.index("leader::run_when_leader(")
     assert "context.read_stats = !args.no_stats;" in main
     controller = rust_api_scan.strip_code((repo.OPERATOR_SRC / "controller.rs").read_text())
-    assert re.search(r"if ctx\.read_stats &&[^{]*\{\s*status\.cache = refresh_figures", controller)
+    assert re.search(r"if ctx\.read_stats\s*&&[^{]*read_figures\(", controller)
     callers = [f.id for f in Scanner(repo.OPERATOR_SRC, *CRD_ARGS).functions if "stats::target(" in f.body]
-    assert callers == ["controller.rs::refresh_figures"]
+    assert callers == ["controller.rs::read_figures"]
 
 
 # --- the libraries' calls, from their sources at the locked versions

@@ -113,10 +113,14 @@ pub struct CacheFigures {
     /// L1 or Memcached), averaged over the readers, like `98.7%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hit_ratio: Option<String>,
-    /// Age of the newest data the readers serve, like `0.4s`.
+    /// Age of the newest data the readers serve, as a coarse bucket like
+    /// `<1s`, `<10s`, `<1m` or `>=10m` (the staleness budget is a bound too),
+    /// so that it changes only when the age really moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_age: Option<String>,
-    /// When the operator last read the figures (RFC 3339).
+    /// When the figures last changed meaningfully (RFC 3339). They are read
+    /// about every 30 s but written only when the hit ratio moves by 0.1
+    /// point or more, the reader count or the data-age bucket changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     /// How many readers reported.

@@ -14,7 +14,7 @@ Names and labels shared by every template.
 {{/*
 Selector labels. `app.kubernetes.io/name: cachebridge-operator` is not cosmetic: the
 NetworkPolicy the operator puts in front of every managed Redis admits pods with this
-label from the operator's namespace (operator/src/build/policy.rs, OPERATOR_POD_LABEL).
+label from the operator's namespace (operator/src/desired/policy.rs, OPERATOR_POD_LABEL).
 */}}
 {{- define "cachebridge.selectorLabels" -}}
 app.kubernetes.io/name: cachebridge-operator

@@ -1,12 +1,14 @@
 //! Test harness: an in-memory Kubernetes API (kube-fake-client) that logs
-//! every write, a Context on it, helpers that play the workload
-//! controllers (setting ready replicas), and a real `redis-server` process.
+//! every write and counts every read, a Context on it, helpers that play
+//! the workload controllers (setting ready replicas) and the controller's
+//! watches (filling its caches before each reconcile), and a real
+//! `redis-server` process.
 
 #![allow(dead_code)]
 
 use cachebridge_api::CacheBridge;
-use cachebridge_operator::build::Settings;
 use cachebridge_operator::controller::{self, Context};
+use cachebridge_operator::desired::Settings;
 use cachebridge_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -70,9 +72,26 @@ fn refuse_immutable_stateful_set_changes(
     Ok(None)
 }
 
+/// Every read the API received, as `verb kind` (the watches the harness
+/// plays are not counted: they are listed before [`Harness::reconcile`]
+/// clears the log).
+#[derive(Clone, Default)]
+pub struct ReadLog(Arc<Mutex<Vec<String>>>);
+
+impl ReadLog {
+    fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 pub struct Harness {
     pub client: Client,
     pub writes: WriteLog,
+    pub reads: ReadLog,
     pub ctx: Arc<Context>,
 }
 
@@ -96,7 +115,17 @@ async fn harness_reading_stats(objects: Vec<Value>, read_stats: bool) -> Harness
         writes.clone(),
         writes.clone(),
     );
+    let reads = ReadLog::default();
+    let (r1, r2) = (reads.clone(), reads.clone());
     let funcs = interceptor::Funcs::new()
+        .get(move |c| {
+            r1.push(format!("get {}", c.name));
+            Ok(None)
+        })
+        .list(move |c| {
+            r2.push(format!("list in {:?}", c.namespace));
+            Ok(None)
+        })
         .create(move |c| {
             let name = c
                 .object
@@ -142,6 +171,7 @@ async fn harness_reading_stats(objects: Vec<Value>, read_stats: bool) -> Harness
     Harness {
         client,
         writes,
+        reads,
         ctx: Arc::new(ctx),
     }
 }
@@ -165,9 +195,23 @@ impl Harness {
         self.bridges().get(name).await.expect("the bridge exists")
     }
 
-    /// Reconciles the bridge as stored now (what the controller would pass).
+    /// Reconciles the bridge as stored now (what the controller would
+    /// pass), with caches that hold what the API holds (what the watches
+    /// would have delivered by then). Reads before the reconcile are cleared
+    /// from [`Harness::reads`].
     pub async fn reconcile(&self, name: &str) -> cachebridge_operator::Result<Action> {
-        controller::reconcile(Arc::new(self.get(name).await), Arc::clone(&self.ctx)).await
+        self.sync_caches().await;
+        let cb = self.get(name).await;
+        self.reads.take();
+        controller::reconcile(Arc::new(cb), Arc::clone(&self.ctx)).await
+    }
+
+    /// Plays the controller's watches: the caches now hold what the API holds.
+    pub async fn sync_caches(&self) {
+        self.ctx
+            .fill_caches_from_api(NS)
+            .await
+            .expect("list the children");
     }
 
     /// Changes the spec like `kubectl apply` would: merge, generation + 1.
