@@ -18,8 +18,8 @@ use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
 use cachebridge_testkit::sentinel::Timing;
 use common::{
-    SentinelGroup, client, eventually, free_port, new_primary, replication, sentinel_config,
-    sentinel_credentials, tick, until,
+    SentinelGroup, client, eventually, free_port, replication, sentinel_config,
+    sentinel_credentials, settled, tick, until,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,7 +150,6 @@ fn base(running: &Running) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "intermittent on main since the merge with the hot-path work (passed 8 runs on its branch): run with `cargo test -p cachebridge-dataplane --test failover -- --ignored`; open in the issue 8 note"]
 async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back() {
     let mut group = SentinelGroup::start(Timing::fast());
     let (config, _writer, ingest, readers) = bridge(&group).await;
@@ -177,10 +176,10 @@ async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back
     })
     .await;
 
-    let old = common::named_primary(&group).expect("a primary");
+    let old = settled(&mut group).await;
     let stale_before = seen.lock().unwrap().stale;
     group.redis_on(old).kill();
-    let new = new_primary(&group, old).await;
+    let new = settled(&mut group).await;
 
     // The writer publishes to the new primary: a fresh tick reaches both readers.
     for r in &readers {
@@ -222,14 +221,16 @@ async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back
         );
     }
 
-    // The killed process comes back as a replica of the new primary. Sentinel
-    // converts it only once it has seen it answer again, at its own INFO
-    // period, which on a loaded machine can exceed the usual patience.
+    // The killed process comes back as a replica of the current primary.
+    // Sentinel converts it only once it has seen it answer again, at its own
+    // INFO period, which on a loaded machine can exceed the usual patience.
     group.redis_on(old).restart();
     let deadline = tokio::time::Instant::now() + 3 * common::PATIENCE;
     loop {
         let info = replication(old).unwrap_or_default();
-        if info.contains("role:slave") && info.contains(&format!("master_port:{new}")) {
+        let primary = common::named_primary(&group).filter(|p| *p != old);
+        let follows = primary.is_some_and(|p| info.contains(&format!("master_port:{p}")));
+        if info.contains("role:slave") && follows {
             break;
         }
         assert!(
@@ -283,7 +284,6 @@ async fn served(r: &Reader, key: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "intermittent on main since the merge with the hot-path work (passed 8 runs on its branch): run with `cargo test -p cachebridge-dataplane --test failover -- --ignored`; open in the issue 8 note"]
 async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() {
     let mut group = SentinelGroup::start(Timing::fast());
     let config = sentinel_config(&group);
@@ -299,8 +299,7 @@ async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() 
     }
 
     // Replicas stop receiving writes: what follows is lost in a failover.
-    let old = common::named_primary(&group).unwrap();
-    common::replicas_linked(&mut group, old).await;
+    let old = settled(&mut group).await;
     let mut admin = common::admin_conn(old);
     redis::cmd("ACL")
         .arg("SETUSER")
@@ -324,7 +323,7 @@ async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() 
     // The reader is cut off from updates; the primary dies.
     follower.abort();
     group.redis_on(old).kill();
-    let new = new_primary(&group, old).await;
+    let new = settled(&mut group).await;
     let keys = cachebridge_dataplane::keys::Keys::new(config.key_prefix());
     let behind: Option<u64> = redis::cmd("GET")
         .arg(keys.seq())
@@ -342,14 +341,25 @@ async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() 
     // The writer's next value gets a number the reader already passed; the
     // lost write comes back behind it, re-published.
     publish(&mut writer, "k1", "v3").await;
-    let after: u64 = redis::cmd("GET")
-        .arg(keys.seq())
-        .query(&mut common::admin_conn(new))
-        .unwrap();
-    assert!(
-        after > applied,
-        "the re-publish moved the sequence past the reader ({after})"
-    );
+    // The writer flushes on every cycle; should Sentinel move the primary
+    // once more (see `settled`), a later cycle re-publishes there.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let new = loop {
+        let new = settled(&mut group).await;
+        let after: Option<u64> = redis::cmd("GET")
+            .arg(keys.seq())
+            .query(&mut common::admin_conn(new))
+            .unwrap();
+        let after = after.unwrap_or(0);
+        if after > applied {
+            break new;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the re-publish moved the sequence past the reader ({after})"
+        );
+        writer.flush().await;
+    };
     let stored: Vec<u8> = redis::cmd("GET")
         .arg(keys.value("k0"))
         .query(&mut common::admin_conn(new))
@@ -378,7 +388,6 @@ async fn a_reader_cut_off_during_a_failover_with_lost_writes_resyncs_by_epoch() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "intermittent on main since the merge with the hot-path work: run with `cargo test -p cachebridge-dataplane --test failover -- --ignored`; open in the issue 8 note"]
 async fn two_failovers_in_a_row() {
     let mut group = SentinelGroup::start(Timing::fast());
     let config = sentinel_config(&group);
@@ -388,13 +397,12 @@ async fn two_failovers_in_a_row() {
     until("reader synced", &mut r.coherence.synced(), |s| *s).await;
     let l3: Arc<L3> = Arc::clone(r.cache.l3());
 
-    let mut primary = common::named_primary(&group).unwrap();
     for round in 1..=2 {
         // Every replica left follows the current primary before it dies.
-        common::replicas_linked(&mut group, primary).await;
+        let primary = settled(&mut group).await;
         publish(&mut writer, "k", &format!("before-{round}")).await;
         group.redis_on(primary).kill();
-        primary = new_primary(&group, primary).await;
+        settled(&mut group).await;
 
         let fresh = format!("after-{round}");
         publish(&mut writer, "k", &fresh).await;
@@ -404,5 +412,10 @@ async fn two_failovers_in_a_row() {
         })
         .await;
     }
-    assert_eq!(l3.generation(), 3, "found the primary, then moved twice");
+    // Sentinel may add a move of its own (see `common::settled`).
+    let generation = l3.generation();
+    assert!(
+        generation >= 3,
+        "found the primary, then moved twice: {generation}"
+    );
 }

@@ -155,33 +155,58 @@ pub fn replication(port: u16) -> Option<String> {
     redis::cmd("INFO").arg("replication").query(&mut conn).ok()
 }
 
-/// Awaits the Sentinels naming a primary other than `old`, and that
-/// server confirming it is one.
-pub async fn new_primary(group: &SentinelGroup, old: u16) -> u16 {
-    eventually("a new primary", || async {
-        let port = named_primary(group).filter(|p| *p != old)?;
-        replication(port)?.contains("role:master").then_some(port)
+/// Awaits the group at rest and returns its primary: the Sentinels agree
+/// on one, it answers as a primary, and every other running Redis replicates
+/// from it with the link up.
+///
+/// Tests ask for this state instead of assuming that the first promotion
+/// after a kill sticks: Sentinel 7.0 with `down-after-milliseconds` 1000 can
+/// mistake a primary it has just switched to for down and fail over once
+/// more (seen in the Sentinels' logs: `+sdown master` one period after
+/// `+switch-master`, then an instant `+odown` on its peers' stale votes).
+/// The dataplane must follow any number of moves, so the tests allow them.
+pub async fn settled(group: &mut SentinelGroup) -> u16 {
+    let others: Vec<u16> = group
+        .redis
+        .iter_mut()
+        .filter_map(|s| s.is_running().then_some(s.port))
+        .collect();
+    let group = &*group;
+    eventually("the Sentinel group at rest", || async {
+        let primary = named_primary(group)?;
+        replication(primary)?
+            .contains("role:master")
+            .then_some(())?;
+        let replicas: Vec<u16> = others.iter().copied().filter(|p| *p != primary).collect();
+        let linked = |port: u16| {
+            replication(port).is_some_and(|i| {
+                i.contains("master_link_status:up") && i.contains(&format!("master_port:{primary}"))
+            })
+        };
+        replicas.iter().all(|p| linked(*p)).then_some(())?;
+        let n = replicas.len();
+        // `WAIT` blocks: keep it off the runtime's workers.
+        let acked = tokio::task::spawn_blocking(move || caught_up(primary, n));
+        acked.await.unwrap().then_some(primary)
     })
     .await
 }
 
-/// Awaits every other running Redis of the group replicating from `primary`.
-pub async fn replicas_linked(group: &mut SentinelGroup, primary: u16) {
-    let replicas: Vec<u16> = group
-        .redis
-        .iter_mut()
-        .filter_map(|s| (s.port != primary && s.is_running()).then_some(s.port))
-        .collect();
-    eventually("replicas linked to the primary", || async {
-        replicas
-            .iter()
-            .all(|p| {
-                replication(*p).is_some_and(|i| {
-                    i.contains("master_link_status:up")
-                        && i.contains(&format!("master_port:{primary}"))
-                })
-            })
-            .then_some(())
-    })
-    .await;
+/// Whether `replicas` replicas acknowledge everything the primary has
+/// written so far (a write of our own, then `WAIT`). A replica's link is up
+/// as soon as its first sync loads, but after a diskless sync the primary
+/// streams later writes only once the replica acknowledges (about once a
+/// second): a link cut before that loses them.
+fn caught_up(primary: u16, replicas: usize) -> bool {
+    let Ok(mut conn) = redis::Client::open(format!(
+        "redis://:{}@127.0.0.1:{primary}",
+        sentinel::ADMIN_PASSWORD
+    ))
+    .and_then(|c| c.get_connection()) else {
+        return false;
+    };
+    let marked = redis::cmd("SET").arg("test:settled").arg(1).exec(&mut conn);
+    let acked: redis::RedisResult<usize> =
+        redis::cmd("WAIT").arg(replicas).arg(1500).query(&mut conn);
+    marked.is_ok() && acked.is_ok_and(|n| n >= replicas)
 }
