@@ -21,7 +21,7 @@ use cachebridge_dataplane::app::{self, Role, Running};
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::metrics::ReasonLabels;
 use cachebridge_testkit::sentinel::Timing;
-use common::{SentinelGroup, client, eventually, free_port, named_primary, tick};
+use common::{SentinelGroup, client, eventually, free_port, settled, tick};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ async fn round(n: usize, timing: Timing) -> Round {
         eventually("the feed on every reader", || served(base.clone(), "AAA")).await;
     }
 
-    let old = named_primary(&group).expect("a primary");
+    let old = settled(&mut group).await;
     let published = |reason: &'static str| {
         writer
             .metrics

@@ -298,6 +298,11 @@ impl Metrics {
         self.handles.seconds[tier as usize].observe(seconds);
     }
 
+    /// Counts `n` L1 hits at once (the values of a kept multi-key answer).
+    pub fn l1_hits(&self, n: u64) {
+        self.handles.counts[Tier::L1 as usize][Outcome::hit as usize].inc_by(n);
+    }
+
     pub fn lookup_count(&self, tier: Tier, outcome: Outcome) -> u64 {
         self.handles.counts[tier as usize][outcome as usize].get()
     }

@@ -131,6 +131,44 @@ async fn local_serves_every_endpoint_then_from_l1_and_answers_304() {
     assert_eq!(aapl["data"]["volume"], 500);
 }
 
+/// A `?symbols=` answer is kept whole between updates (reader::memo); it
+/// must never outlive a rise of a listed key's version.
+#[tokio::test]
+async fn a_symbols_list_is_kept_until_a_listed_version_rises() {
+    let running = local().await;
+    let url = base(&running);
+    let batch = [tick("AAPL", 190.0, 100), tick("MSFT", 410.0, 100)].join("\n");
+    assert_eq!(ingest(&url, batch).await.0, StatusCode::ACCEPTED);
+    published(&url, "MSFT").await;
+    published(&url, "AAPL").await;
+    let list = format!("{url}/api/v1/market/tickers?symbols=AAPL,MSFT");
+    let first = get(&list).await;
+    let etag = first.headers()["etag"].clone();
+    let kept = get(&list).await;
+    assert_eq!(kept.headers()["x-cache"], "L1");
+    assert_eq!(kept.headers()["etag"], etag);
+    let body: Value = kept.json().await.unwrap();
+    assert_eq!(body["data"][0]["last"], 190.0);
+    assert_eq!(body["meta"]["tier"], "L1");
+
+    let cache = &running.reader.as_ref().unwrap().cache;
+    let key = cachebridge_dataplane::keys::logical::ticker("AAPL");
+    let before = cache.floor(&key);
+    let later = tick("AAPL", 200.0, 100).replace("15:04:05", "15:04:06");
+    assert_ne!(later, tick("AAPL", 200.0, 100), "the tick moves in time");
+    assert_eq!(ingest(&url, later).await.0, StatusCode::ACCEPTED);
+    // The moment this reader knows the new version, the list carries it.
+    eventually("the new AAPL version announced", || async {
+        (cache.floor(&key) > before).then_some(())
+    })
+    .await;
+    let fresh = get(&list).await;
+    assert_ne!(fresh.headers()["etag"], etag);
+    let body: Value = fresh.json().await.unwrap();
+    assert_eq!(body["data"][0]["last"], 200.0);
+    assert_eq!(body["data"][1]["last"], 410.0);
+}
+
 #[tokio::test]
 async fn no_data_is_503_unknown_symbol_404_bad_requests_400() {
     let running = local().await;

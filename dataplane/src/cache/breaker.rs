@@ -114,6 +114,16 @@ impl Breaker {
         };
     }
 
+    /// Ends an open breaker's cooldown: the next call is its probe. For when
+    /// the reason it opened is gone, such as a new Redis primary named by
+    /// Sentinel: waiting out the cooldown would only lengthen the failover.
+    pub fn allow_probe(&self) {
+        let mut inner = self.lock();
+        if let Inner::Open { .. } = *inner {
+            *inner = Inner::HalfOpen { probing: false };
+        }
+    }
+
     pub fn state(&self) -> BreakerState {
         match *self.lock() {
             Inner::Closed { .. } => BreakerState::Closed,
@@ -160,6 +170,21 @@ mod tests {
         breaker.record_at(Permit::Probe, true, later);
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert_eq!(breaker.try_acquire_at(later), Some(Permit::Call));
+    }
+
+    #[test]
+    fn allowing_a_probe_ends_the_cooldown_but_keeps_the_single_probe() {
+        let breaker = Breaker::new(1, Duration::from_secs(60));
+        let t0 = Instant::now();
+        breaker.record_at(Permit::Call, false, t0);
+        assert_eq!(breaker.try_acquire_at(t0), None, "open for a minute");
+        breaker.allow_probe();
+        assert_eq!(breaker.try_acquire_at(t0), Some(Permit::Probe));
+        assert_eq!(breaker.try_acquire_at(t0), None, "one probe at a time");
+        breaker.allow_probe();
+        assert_eq!(breaker.try_acquire_at(t0), None, "a probe out is not open");
+        breaker.record_at(Permit::Probe, true, t0);
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use l2_memcached::Memcached;
 use l3::L3;
 use moka::ops::compute::Op;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -93,6 +94,11 @@ pub struct TieredCache {
     l2: Option<Guarded<Arc<Memcached>>>,
     l3: Guarded<Arc<L3>>,
     floors: Mutex<HashMap<String, u64>>,
+    /// Bumped whenever a floor rises (under the floors' lock, after the
+    /// rise): answers built from look-ups stay current while it stands still.
+    changes: AtomicU64,
+    /// The L3 store's generation (its primary) when last called.
+    l3_generation: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -111,6 +117,8 @@ impl TieredCache {
             l2: l2.map(|m| Guarded::new(Tier::L2, Arc::new(m), breakers)),
             l3: Guarded::new(Tier::L3, l3, breakers),
             floors: Mutex::new(HashMap::new()),
+            changes: AtomicU64::new(0),
+            l3_generation: AtomicU64::new(0),
             metrics,
         }
     }
@@ -287,6 +295,12 @@ impl TieredCache {
     }
 
     async fn fetch_l3(&self, physical: &str) -> Result<Envelope, Miss> {
+        // A new primary is a new chance: probe it now rather than after the
+        // cooldown the old one's failures started.
+        let generation = self.l3.inner.generation();
+        if self.l3_generation.swap(generation, Ordering::Relaxed) != generation {
+            self.l3.breaker.allow_probe();
+        }
         let raw = self
             .call(&self.l3, self.l3.inner.get(physical))
             .await
@@ -404,13 +418,23 @@ impl TieredCache {
         }
         let mut floors = self.floors_lock();
         let floor = floors.entry(logical.to_owned()).or_insert(0);
-        *floor = (*floor).max(version);
+        if version > *floor {
+            *floor = version;
+            self.changes.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// How many times a floor has risen. Read it *before* the look-ups an
+    /// answer is built from: while it has not moved, every part of that
+    /// answer is still the newest version this reader knows of.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Puts `version` (or newer) of a key into L1 in place of an older
     /// copy, serialized with other refreshes of the key.
     async fn refresh(&self, logical: &str, version: u64) {
-        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed = AtomicBool::new(false);
         let failed_ref = &failed;
         let outcome = self
             .l1
@@ -423,7 +447,7 @@ impl TieredCache {
                     Some(_) => match self.fetch_below_l1(logical, version).await {
                         Ok(fresh) if fresh.env.version >= version => Op::Put(fresh),
                         _ => {
-                            failed_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                            failed_ref.store(true, Ordering::Relaxed);
                             Op::Nop
                         }
                     },

@@ -85,6 +85,11 @@ pub async fn tickers(
             r.cache.get(logical::TICKERS).await.map(Served::single),
         );
     };
+    // Read before the look-ups: see `memo`.
+    let changes = r.cache.changes();
+    if let Some(kept) = r.lists.get(&list, changes) {
+        return r.answer_kept(endpoint, &h, &kept);
+    }
     let symbols = match parse_symbols(&list) {
         Ok(symbols) => symbols,
         Err(reason) => {
@@ -108,7 +113,7 @@ pub async fn tickers(
     if !unknown.is_empty() {
         return r.reject(endpoint, r.unknown_symbols(&unknown).await);
     }
-    r.answer(endpoint, &h, Ok(Served::composite(parts, true)))
+    r.answer_list(&h, &list, changes, Served::composite(parts, true))
 }
 
 pub async fn dashboard(

@@ -6,17 +6,19 @@
 
 pub mod api;
 pub mod coherence;
+pub mod memo;
 pub mod render;
 pub mod respond;
 pub mod stats;
 
 use crate::cache::{Miss, TieredCache};
-use crate::metrics::{EndpointHandles, Metrics};
+use crate::metrics::{EndpointHandles, Metrics, Tier};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use coherence::Coherence;
+use memo::{Kept, Memo};
 use render::{Composites, Rendered};
 use respond::{IfNoneMatch, Served, StaleReason};
 use std::sync::Arc;
@@ -71,6 +73,7 @@ pub struct Reader {
     /// Request metrics per endpoint, indexed by `Endpoint as usize`.
     counters: Arc<[EndpointHandles; Endpoint::ALL.len()]>,
     composites: Composites,
+    lists: Arc<Memo>,
 }
 
 impl Reader {
@@ -88,6 +91,7 @@ impl Reader {
             staleness_budget,
             counters,
             composites: Composites::new(COMPOSITES_MAX_BYTES),
+            lists: Arc::new(Memo::new()),
         }
     }
 
@@ -138,12 +142,6 @@ impl Reader {
             Ok(served) => served,
             Err(miss) => return self.reject(endpoint, api::unavailable(&miss)),
         };
-        let now = SystemTime::now();
-        let stale = self.staleness(&served, now);
-        let tier = served.tier();
-        let counters = self.counters(endpoint);
-        counters.request(Some(tier));
-        counters.served(served.age(now).as_secs_f64(), stale.is_some());
         let composite;
         let rendered = match served
             .only()
@@ -155,6 +153,56 @@ impl Reader {
                 &composite
             }
         };
+        self.respond(endpoint, request, &served, served.tier(), rendered)
+    }
+
+    /// A `?symbols=` answer kept in the memo: all of it from memory.
+    fn answer_kept(&self, endpoint: Endpoint, request: &IfNoneMatch, kept: &Kept) -> Response {
+        self.metrics.l1_hits(kept.served.part_count() as u64);
+        self.respond(endpoint, request, &kept.served, Tier::L1, &kept.rendered)
+    }
+
+    /// Builds, answers and keeps a `?symbols=` list from look-ups that
+    /// started when the cache's change counter stood at `changes`.
+    fn answer_list(
+        &self,
+        request: &IfNoneMatch,
+        list: &str,
+        changes: u64,
+        served: Served,
+    ) -> Response {
+        let rendered = self.composites.get(&served);
+        let response = self.respond(
+            Endpoint::Tickers,
+            request,
+            &served,
+            served.tier(),
+            &rendered,
+        );
+        let kept = Kept {
+            changes,
+            served,
+            rendered,
+        };
+        self.lists.keep(list, kept);
+        response
+    }
+
+    /// The response for rendered data, with what changes per request:
+    /// staleness, age, and a 304 for a client that has this version.
+    fn respond(
+        &self,
+        endpoint: Endpoint,
+        request: &IfNoneMatch,
+        served: &Served,
+        tier: Tier,
+        rendered: &Rendered,
+    ) -> Response {
+        let now = SystemTime::now();
+        let stale = self.staleness(served, now);
+        let counters = self.counters(endpoint);
+        counters.request(Some(tier));
+        counters.served(served.age(now).as_secs_f64(), stale.is_some());
         rendered.respond(tier, request.matches(rendered.etag()), stale, now)
     }
 }

@@ -96,6 +96,11 @@ impl Served {
         self.identity
     }
 
+    /// How many values the answer is made of.
+    pub fn part_count(&self) -> usize {
+        self.parts.len()
+    }
+
     /// Whether any part is a superseded copy (a newer version is known).
     pub fn superseded(&self) -> bool {
         self.parts.iter().any(|(_, l)| l.superseded)
