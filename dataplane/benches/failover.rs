@@ -187,7 +187,8 @@ fn report(rounds: &[Round], timing: Timing, config: &Config) -> String {
         out,
         "`cargo bench -p cachebridge-dataplane --bench failover`: {} rounds, each on a fresh group of \
          three `redis-server` and three `redis-sentinel` on loopback, a writer and two readers in \
-         Sentinel mode. Time from SIGKILL of the primary to (a) the writer's first publish accepted \
+         Sentinel mode, the primary killed once the group is at rest (every replica acknowledging \
+         every write). Time from SIGKILL of the primary to (a) the writer's first publish accepted \
          by the new primary and (b) a tick posted at the kill being served by both readers.\n",
         rounds.len()
     );
