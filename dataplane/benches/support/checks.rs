@@ -118,6 +118,18 @@ Transfer/sec:     10.26MB
     }
 
     #[test]
+    fn a_cycle_script_names_every_path_once_in_order() {
+        let paths = ["/t/A".to_owned(), "/t/B".to_owned()];
+        let script = crate::wrk::cycle_script(&paths);
+        assert!(
+            script.starts_with("local paths = {\"/t/A\", \"/t/B\"}\n"),
+            "{script}"
+        );
+        assert!(script.contains("i = i % #paths + 1"));
+        assert!(script.contains("wrk.format(nil, paths[i])"));
+    }
+
+    #[test]
     fn refuses_error_responses() {
         let text = REPORT.replace(
             "Requests/sec:",
@@ -215,6 +227,7 @@ mod open_loop_lines {
     fn plan_round_trips() {
         let plan = Plan {
             url: "http://127.0.0.1:9/a?b=c".into(),
+            paths: vec!["/t?s=A,B".into(), "/t/C".into()],
             rate: 12_345.5,
             connections: 32,
             warmup: Duration::from_millis(500),
@@ -226,6 +239,7 @@ mod open_loop_lines {
         assert_eq!(parsed.connections, 32);
         assert_eq!(parsed.warmup, plan.warmup);
         assert_eq!(parsed.measure, plan.measure);
+        assert_eq!(parsed.paths, plan.paths, "paths may hold commas");
         assert!(Plan::parse(&["x".to_owned()]).is_err());
     }
 

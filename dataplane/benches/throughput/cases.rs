@@ -1,7 +1,7 @@
 //! What is measured: the run's settings, the cases, and their targets
 //! (issue 7's "done when").
 
-use cachebridge_dataplane::market::symbol_universe;
+use cachebridge_dataplane::market::{DEFAULT_SYMBOLS, symbol_universe};
 use std::time::Duration;
 
 /// How long and how hard each case is loaded.
@@ -84,6 +84,21 @@ pub struct Case {
     pub reference: Reference,
     /// Least reader/reference throughput ratio that meets the target.
     pub min_ratio: f64,
+    /// When not empty, requests cycle through these symbols in place of
+    /// the path's last segment, so that no two requests in flight ask for
+    /// the same key: the reader's single flight cannot merge them.
+    pub spread: Vec<String>,
+}
+
+impl Case {
+    /// Every path the load asks for, in the order it cycles through them.
+    pub fn paths(&self) -> Vec<String> {
+        if self.spread.is_empty() {
+            return vec![self.path.clone()];
+        }
+        let stem = &self.path[..=self.path.rfind('/').unwrap_or(0)];
+        self.spread.iter().map(|s| format!("{stem}{s}")).collect()
+    }
 }
 
 /// Reader p99 at half load may be at most this multiple of the reference's.
@@ -105,6 +120,7 @@ pub fn all() -> Vec<Case> {
         setup,
         reference,
         min_ratio,
+        spread: Vec::new(),
     };
     use Reference::{Redis, Static};
     use Setup::{Idle, Publishing, RedisOnly};
@@ -141,14 +157,17 @@ pub fn all() -> Vec<Case> {
             Static,
             0.85,
         ),
-        case(
-            "redis",
-            "Redis path, one ticker (L1 off, no Memcached)",
-            TICKER,
-            RedisOnly,
-            Redis,
-            0.85,
-        ),
+        Case {
+            spread: symbol_universe(DEFAULT_SYMBOLS),
+            ..case(
+                "redis",
+                "Redis path, tickers of every symbol in turn (L1 off, no Memcached)",
+                TICKER,
+                RedisOnly,
+                Redis,
+                0.85,
+            )
+        },
         case(
             "ticker_idle",
             "L1 hit, one ticker, writer not publishing (pure L1)",

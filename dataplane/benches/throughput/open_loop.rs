@@ -33,6 +33,10 @@ const SPIN: Duration = Duration::from_micros(1_500);
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub url: String,
+    /// Paths requested in turn instead of the URL's (request k of
+    /// connection c asks for path `(k·N + c) mod len`); at most one path
+    /// means the URL's own.
+    pub paths: Vec<String>,
     pub rate: f64,
     pub connections: usize,
     /// Sent at the rate but not recorded: connections and caches warm up.
@@ -50,18 +54,20 @@ impl Plan {
             self.connections.to_string(),
             self.warmup.as_millis().to_string(),
             self.measure.as_millis().to_string(),
+            self.paths.join("\n"),
         ]
     }
 
     pub fn parse(args: &[String]) -> Result<Plan, String> {
-        let [url, rate, connections, warmup, measure] = args else {
+        let [url, rate, connections, warmup, measure, paths] = args else {
             return Err(format!(
-                "usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS"
+                "usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS PATHS (one per line)"
             ));
         };
         let number = |s: &String| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
         Ok(Plan {
             url: url.clone(),
+            paths: paths.split('\n').map(str::to_owned).collect(),
             rate: rate.parse().map_err(|e| format!("{rate}: {e}"))?,
             connections: number(connections)? as usize,
             warmup: Duration::from_millis(number(warmup)?),
@@ -235,7 +241,11 @@ impl Connection {
                 break;
             }
             wait_until(due).await;
-            let ok = self.get().await;
+            let path = match plan.paths.as_slice() {
+                [] | [_] => None,
+                paths => Some(paths[(k * plan.connections + index) % paths.len()].as_str()),
+            };
+            let ok = self.get(path).await;
             let took = Instant::now() - due;
             if !ok {
                 errors += 1;
@@ -246,12 +256,13 @@ impl Connection {
         (hist, errors)
     }
 
-    /// One GET, read to the end; whether it was answered 2xx.
-    async fn get(&mut self) -> bool {
+    /// One GET (of `path`, or the target's), read to the end; whether it
+    /// was answered 2xx.
+    async fn get(&mut self, path: Option<&str>) -> bool {
         if self.send.ready().await.is_err() {
             return false;
         }
-        let request = Request::get(self.path.as_str())
+        let request = Request::get(path.unwrap_or(self.path.as_str()))
             .header(HOST, self.authority.as_str())
             .body(Empty::<Bytes>::new())
             .expect("a valid request");

@@ -14,7 +14,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use redis::AsyncCommands;
@@ -160,8 +160,17 @@ struct FromRedis {
     headers: Arc<HeaderMap>,
 }
 
-async fn from_redis(State(mut s): State<FromRedis>) -> Response {
-    let found: redis::RedisResult<Option<Vec<u8>>> = s.conn.get(&*s.key).await;
+/// In a key given to the Redis reference: replaced by the request path's
+/// last segment.
+pub const SYMBOL: &str = "{symbol}";
+
+async fn from_redis(State(mut s): State<FromRedis>, uri: Uri) -> Response {
+    let found: redis::RedisResult<Option<Vec<u8>>> = if s.key.contains(SYMBOL) {
+        let symbol = uri.path().rsplit('/').next().unwrap_or_default();
+        s.conn.get(s.key.replace(SYMBOL, symbol)).await
+    } else {
+        s.conn.get(&*s.key).await
+    };
     match found {
         Ok(Some(body)) => (StatusCode::OK, (*s.headers).clone(), Bytes::from(body)).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such key").into_response(),

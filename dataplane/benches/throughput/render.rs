@@ -331,14 +331,18 @@ The cases:
 - **L1 hit, one ticker, writer publishing**: `GET /api/v1/market/tickers/AAPL`;
   the writer runs the synthetic feed at its defaults (175 symbols, 500
   ticks/s, publishing changed values every 250 ms), the reader its defaults.
-  Each update of AAPL drops it from L1; the next request refills it.
+  Each update of AAPL is fetched into L1 by the reader itself
+  (refresh-ahead), so requests keep hitting L1.
 - **L1 hit, dashboard / full ticker list / `?symbols=`**: the same set-up,
   multi-key answers: the dashboard (overview, movers and signals), the
   whole ticker list (one key), and `/api/v1/market/tickers?symbols=` with
   the first {symbols} symbols (one key each).
 - **Redis path**: the reader with `--l1-max-bytes 0` and no `--memcached`,
-  the writer publishing; the reference does one Redis `GET` of a key
-  holding the captured body per request, over the same kind of Redis
+  the writer publishing; requests ask for the ticker of every symbol in
+  turn (a wrk script; the open-loop generator likewise), so no two
+  requests in flight want the same key and single flight cannot merge
+  them. The reference does one Redis `GET` per request of a key holding
+  the reader's answer for that symbol, over the same kind of Redis
   connection (`redis::aio::ConnectionManager`).
 - **L1 hit, writer not publishing**: the writer replays a file of ticks of
   the same feed at once and then sends only heartbeats (its

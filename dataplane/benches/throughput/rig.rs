@@ -224,13 +224,25 @@ impl Rig {
         }
     }
 
-    fn reference(&self, case: &Case, captured: &Captured) -> Served {
+    /// The case's reference server; a spread Redis reference gets the
+    /// reader's answer for every symbol stored under its own key.
+    fn reference(&self, case: &Case, captured: &Captured, reader: &mut Served) -> Served {
         let stem = self.logs().join(case.key);
         captured.save(&stem).expect("save the captured response");
         let listen = format!("127.0.0.1:{}", free_port());
         let mut args = vec![listen.clone(), stem.display().to_string()];
         let kind = match case.reference {
             Reference::Static => reference::STATIC,
+            Reference::Redis if !case.spread.is_empty() => {
+                // The reference reads the key named by the path's last segment.
+                let stem = format!("bench:reference:{}:", case.key);
+                for (symbol, path) in case.spread.iter().zip(case.paths()) {
+                    let (_, body) = self.await_ok(reader, &path);
+                    self.redis_set(&format!("{stem}{symbol}"), &body);
+                }
+                args.extend([self.redis.url(), format!("{stem}{}", reference::SYMBOL)]);
+                reference::REDIS
+            }
             Reference::Redis => {
                 let key = format!("bench:reference:{}", case.key);
                 self.redis_set(&key, &captured.body);
@@ -259,7 +271,7 @@ impl Rig {
         let reader = &mut stack.reader;
         eprintln!("case {}: GET {}", case.key, case.path);
         let captured = self.capture(case, reader);
-        let mut reference = self.reference(case, &captured);
+        let mut reference = self.reference(case, &captured, reader);
         let (_, body) = self.await_ok(&mut reference, &case.path);
         assert_eq!(
             body, captured.body,
@@ -376,12 +388,19 @@ impl Rig {
         let url = format!("{}{}", served.base, case.path);
         let mut command = self.pinning.command(LOAD_CPU, "wrk");
         command.args(wrk::args(self.settings.connections, duration, &url));
+        if !case.spread.is_empty() {
+            let script = self.logs().join(format!("{}.lua", case.key));
+            std::fs::write(&script, wrk::cycle_script(&case.paths()))
+                .expect("write the wrk script");
+            command.arg("--script").arg(script);
+        }
         wrk::run(command).unwrap_or_else(|e| panic!("{}: wrk on {url}: {e}", served.process.name))
     }
 
     fn open_loop(&self, served: &Served, case: &Case, rate: f64) -> FixedRate {
         let plan = Plan {
             url: format!("{}{}", served.base, case.path),
+            paths: case.paths(),
             rate,
             connections: self.settings.connections,
             warmup: self.settings.half_load_warmup,

@@ -48,6 +48,22 @@ pub fn args(connections: usize, duration: Duration, url: &str) -> Vec<String> {
     ]
 }
 
+/// A wrk script that sends the paths in turn, one request after another
+/// (wrk's `-t1` runs one script for all connections, so requests in flight
+/// at once are consecutive paths).
+pub fn cycle_script(paths: &[String]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+    format!(
+        "local paths = {{{}}}\n\
+         local i = 0\n\
+         request = function()\n\
+         \x20 i = i % #paths + 1\n\
+         \x20 return wrk.format(nil, paths[i])\n\
+         end\n",
+        list.join(", ")
+    )
+}
+
 /// Runs `command` (wrk with [`args`], pinned or not) and reads its result.
 pub fn run(mut command: Command) -> Result<Saturation, WrkError> {
     let out = command.output().map_err(|e| match e.kind() {
