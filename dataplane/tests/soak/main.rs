@@ -1,0 +1,217 @@
+//! The soak: a writer and two readers (processes of the built binary), a
+//! real Redis and Memcached, a steady request load, a tier restart every
+//! minute and a connection burst every minute. It reports RSS, open file
+//! descriptors and tokio tasks of each process after warm-up and at the
+//! end, and fails if RSS grew more than 5%, if descriptors or tasks grew,
+//! or if any request of the steady load failed.
+//!
+//! Not part of `cargo test` (`test = false`); run it by name:
+//! `cargo test --release -p cachebridge-dataplane --test soak -- --minutes 10`
+//! (`scripts/test` runs `--minutes 1` on the debug build). See docs/soak.md.
+
+mod procs;
+mod traffic;
+
+use cachebridge_testkit::{PATIENCE, Server, free_port};
+use clap::Parser;
+use procs::{Proc, Sample};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use traffic::Tally;
+
+/// Length of one round: a tier restart, then a burst, then quiet.
+const ROUND: Duration = Duration::from_secs(60);
+/// When in a round the burst starts, and how long it lasts.
+const BURST_AT: Duration = Duration::from_secs(15);
+const BURST_FOR: Duration = Duration::from_secs(3);
+/// How much RSS may grow from the end of warm-up to the end.
+const RSS_GROWTH: f64 = 0.05;
+
+#[derive(Parser, Debug)]
+#[command(about = "Soak a writer and two readers under load, tier restarts and connection bursts")]
+struct Args {
+    /// Rounds of one minute each, after warm-up.
+    #[arg(long, default_value_t = 10)]
+    minutes: u32,
+    /// Warm-up (one burst and one Redis restart, then quiet) before the baseline.
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Steady clients per reader.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Concurrent connections per reader in a burst.
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
+}
+
+/// The tiers and processes under test.
+struct Rig {
+    redis: Server,
+    memcached: Server,
+    procs: Vec<Proc>,
+    readers: Vec<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let passed = runtime.block_on(soak(args));
+    std::process::exit(if passed { 0 } else { 1 });
+}
+
+async fn soak(args: Args) -> bool {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut rig = start().await;
+    for target in rig.procs.iter().map(|p| p.metrics.replace("/metrics", "/readyz")) {
+        ready(&http, &target).await;
+    }
+    let (tally, stop) = (Arc::new(Tally::default()), Arc::new(AtomicBool::new(false)));
+    let mut load = traffic::steady(&rig.readers, args.clients, Arc::clone(&tally), Arc::clone(&stop));
+    let started = Instant::now();
+    let at_start = samples(&mut rig, &http).await;
+
+    say(&format!("warm-up ({:?}): a burst, a Redis restart, quiet", args.warmup));
+    burst(&rig, args.burst).await;
+    restart(&mut rig.redis, "Redis");
+    tokio::time::sleep_until(started + args.warmup).await;
+    let baseline = samples(&mut rig, &http).await;
+
+    for round in 0..args.minutes {
+        let t0 = Instant::now();
+        if round % 2 == 0 {
+            restart(&mut rig.memcached, "Memcached");
+        } else {
+            restart(&mut rig.redis, "Redis");
+        }
+        tokio::time::sleep_until(t0 + BURST_AT).await;
+        burst(&rig, args.burst).await;
+        tokio::time::sleep_until(t0 + ROUND).await;
+        say(&format!("round {} of {} done", round + 1, args.minutes));
+    }
+    let at_end = samples(&mut rig, &http).await;
+    stop.store(true, Ordering::Relaxed);
+    while load.join_next().await.is_some() {}
+    report(&rig, &[("start", &at_start), ("baseline", &baseline), ("end", &at_end)]);
+    verdict(&rig, &baseline, &at_end, &tally)
+}
+
+async fn start() -> Rig {
+    let (redis, memcached) = (Server::redis(), Server::memcached());
+    let tiers = |role: &str| -> Vec<String> {
+        [role, "--redis", &redis.url(), "--memcached", &memcached.addr()]
+            .into_iter()
+            .chain(["--key-prefix", "cb:soak:", "--log-level", "warn"])
+            .map(str::to_owned)
+            .collect()
+    };
+    let status = format!("127.0.0.1:{}", free_port());
+    let mut writer_args = tiers("writer");
+    writer_args.extend(["--source", "synthetic", "--status-listen", &status].map(str::to_owned));
+    let mut procs = vec![Proc::spawn("writer", &writer_args, format!("http://{status}/metrics"))];
+    let mut readers = Vec::new();
+    for n in 1..=2 {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut args = tiers("reader");
+        args.extend(["--listen".to_owned(), listen.clone()]);
+        let name = format!("reader {n}");
+        procs.push(Proc::spawn(&name, &args, format!("http://{listen}/metrics")));
+        readers.push(format!("http://{listen}"));
+    }
+    Rig {
+        redis,
+        memcached,
+        procs,
+        readers,
+    }
+}
+
+/// Awaits a 200 from a readiness endpoint (no event to wait on across processes).
+async fn ready(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn say(what: &str) {
+    println!("soak: {what}");
+}
+
+fn restart(server: &mut Server, name: &str) {
+    say(&format!("restarting {name} (SIGKILL, then empty)"));
+    tokio::task::block_in_place(|| server.restart());
+}
+
+async fn burst(rig: &Rig, connections: usize) {
+    let answered = traffic::burst(&rig.readers, connections, BURST_FOR).await;
+    say(&format!(
+        "burst: {connections} connections per reader for {BURST_FOR:?}, {answered} answers"
+    ));
+}
+
+async fn samples(rig: &mut Rig, http: &reqwest::Client) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for p in &mut rig.procs {
+        match p.settled_sample(http).await {
+            Ok(s) => out.push(s),
+            Err(e) => panic!("soak: {e}"),
+        }
+    }
+    out
+}
+
+fn report(rig: &Rig, columns: &[(&str, &Vec<Sample>)]) {
+    println!("\n{:<10} {:<9} {:>10} {:>6} {:>6}", "process", "when", "RSS KiB", "fds", "tasks");
+    for (i, p) in rig.procs.iter().enumerate() {
+        for (when, samples) in columns {
+            let s = samples[i];
+            println!("{:<10} {:<9} {:>10} {:>6} {:>6}", p.name, when, s.rss_kib, s.fds, s.tasks);
+        }
+    }
+}
+
+/// Judges the end against the baseline; prints every breach.
+fn verdict(rig: &Rig, baseline: &[Sample], end: &[Sample], tally: &Tally) -> bool {
+    let mut breaches = Vec::new();
+    for (i, p) in rig.procs.iter().enumerate() {
+        let (b, e) = (baseline[i], end[i]);
+        let limit = (b.rss_kib as f64 * (1.0 + RSS_GROWTH)) as u64;
+        if e.rss_kib > limit {
+            breaches.push(format!("{}: RSS {} KiB > {limit} KiB", p.name, e.rss_kib));
+        }
+        if e.fds > b.fds {
+            breaches.push(format!("{}: fds grew {} -> {}", p.name, b.fds, e.fds));
+        }
+        if e.tasks > b.tasks {
+            breaches.push(format!("{}: tasks grew {} -> {}", p.name, b.tasks, e.tasks));
+        }
+    }
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let ok = tally.ok.load(Ordering::Relaxed);
+    println!("\nsteady load: {ok} answered 2xx, {failed} failed");
+    if failed > 0 {
+        let first = tally.first_failures.lock().unwrap();
+        breaches.push(format!("{failed} steady requests failed, first: {first:?}"));
+    }
+    for b in &breaches {
+        println!("FAIL {b}");
+    }
+    if breaches.is_empty() {
+        println!("soak passed");
+    }
+    breaches.is_empty()
+}

@@ -1,0 +1,105 @@
+//! The soak's traffic: a steady load of well-behaved clients on keep-alive
+//! connections, whose every answer must be a 2xx, and connection bursts —
+//! many clients at once, each on a connection of its own, for a few seconds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+const PATHS: [&str; 4] = [
+    "/api/v1/market/overview",
+    "/api/v1/market/tickers",
+    "/api/v1/market/movers",
+    "/api/v1/dashboard",
+];
+
+/// Counts of the steady load.
+#[derive(Default)]
+pub struct Tally {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// The first few failures, to show in the report.
+    pub first_failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_failures.lock().unwrap();
+        if first.len() < 10 {
+            first.push(what);
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("HTTP client")
+}
+
+/// `clients` clients per reader, each asking every path in turn with a
+/// pause between requests, until `stop`.
+pub fn steady(
+    readers: &[String],
+    clients: usize,
+    tally: Arc<Tally>,
+    stop: Arc<AtomicBool>,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for base in readers {
+        for c in 0..clients {
+            let (base, tally, stop) = (base.clone(), Arc::clone(&tally), Arc::clone(&stop));
+            tasks.spawn(async move {
+                let http = client();
+                for n in c.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let url = format!("{base}{}", PATHS[n % PATHS.len()]);
+                    match http.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            tally.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => tally.fail(format!("{url}: {}", r.status())),
+                        Err(e) => tally.fail(format!("{url}: {e}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+    }
+    tasks
+}
+
+/// `connections` concurrent connections per reader for `length`, each
+/// asking for the dashboard as fast as it is answered. Answers are not
+/// judged: a server may refuse a burst beyond its connection cap.
+pub async fn burst(readers: &[String], connections: usize, length: Duration) -> u64 {
+    let answered = Arc::new(AtomicU64::new(0));
+    let until = tokio::time::Instant::now() + length;
+    let mut tasks = JoinSet::new();
+    for base in readers {
+        for _ in 0..connections {
+            let (url, answered) = (format!("{base}/api/v1/dashboard"), Arc::clone(&answered));
+            tasks.spawn(async move {
+                // One client per task: a connection of its own.
+                let http = client();
+                while tokio::time::Instant::now() < until {
+                    match http.get(&url).send().await {
+                        Ok(r) => {
+                            let _ = r.bytes().await;
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    answered.load(Ordering::Relaxed)
+}
