@@ -165,8 +165,12 @@ fn check_stream_entry(id: &str, fields: &[(String, Vec<u8>)]) {
             .iter()
             .map(|(k, v)| (k.clone(), redis::Value::BulkString(v.clone())))
             .collect(),
+        ..Default::default()
     };
-    if let Some(Notice { key, version, seq }) = notice_of(&entry) {
+    let (notice, peak) = measured(|| notice_of(&entry));
+    let input_len = id.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    assert_bounded("stream entry", input_len, peak);
+    if let Some(Notice { key, version, seq }) = notice {
         let field = |name: &str| entry.map.get(name).and_then(|v| match v {
             redis::Value::BulkString(b) => Some(b.clone()),
             _ => None,

@@ -46,8 +46,9 @@ impl Rig {
         let (writer, ingest) = writer(&config).await;
         let feeder = feed(ingest.clone());
         let mut readers = Vec::new();
+        let credentials = Credentials::default();
         for _ in 0..2 {
-            let reader = app::start(Role::Reader, &config, &Credentials::default());
+            let reader = app::start(Role::Reader, &config, &credentials);
             readers.push(reader.await.unwrap());
         }
         for r in &readers {
@@ -125,6 +126,7 @@ impl Rig {
             task.abort();
         }
         let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        println!("{} answers, {} marked stale", seen.ok, seen.stale);
         assert!(
             seen.failures.is_empty(),
             "{} failed answers on served keys, first: {:?}",
@@ -145,9 +147,10 @@ async fn writer(config: &Config) -> (Running, String) {
     let mut config = config.clone();
     let port = free_port();
     config.writer.ingest_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
-    let writer = app::start(Role::Writer, &config, &Credentials::default());
-    let ingest = format!("http://127.0.0.1:{port}/ingest");
-    (writer.await.unwrap(), ingest)
+    let writer = app::start(Role::Writer, &config, &Credentials::default())
+        .await
+        .unwrap();
+    (writer, format!("http://127.0.0.1:{port}/ingest"))
 }
 
 fn base(running: &Running) -> String {
