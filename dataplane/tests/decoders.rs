@@ -107,7 +107,11 @@ fn check_ticks(text: &str, decode: fn(&str) -> Result<Vec<Tick>, TickError>) {
     let lines = text.lines().count();
     match result {
         Ok(ticks) => {
-            assert!(ticks.len() <= lines, "{} ticks from {lines} lines", ticks.len());
+            assert!(
+                ticks.len() <= lines,
+                "{} ticks from {lines} lines",
+                ticks.len()
+            );
             for t in ticks {
                 assert!(!t.symbol.is_empty() && t.symbol.chars().count() <= MAX_SYMBOL_LEN);
                 assert!((MIN_PRICE..=MAX_PRICE).contains(&t.price), "{}", t.price);
@@ -115,7 +119,11 @@ fn check_ticks(text: &str, decode: fn(&str) -> Result<Vec<Tick>, TickError>) {
             }
         }
         Err(e) => {
-            assert!(e.line >= 1 && e.line <= lines.max(1), "line {} of {lines}", e.line);
+            assert!(
+                e.line >= 1 && e.line <= lines.max(1),
+                "line {} of {lines}",
+                e.line
+            );
             assert!(TICK_FIELDS.contains(&e.field.as_str()), "field {}", e.field);
             assert!(!e.reason.trim().is_empty(), "an empty reason: {e:?}");
             assert!(e.to_string().starts_with(&format!("line {}: ", e.line)));
@@ -171,13 +179,18 @@ fn check_stream_entry(id: &str, fields: &[(String, Vec<u8>)]) {
     let input_len = id.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     assert_bounded("stream entry", input_len, peak);
     if let Some(Notice { key, version, seq }) = notice {
-        let field = |name: &str| entry.map.get(name).and_then(|v| match v {
-            redis::Value::BulkString(b) => Some(b.clone()),
-            _ => None,
-        });
+        let field = |name: &str| {
+            entry.map.get(name).and_then(|v| match v {
+                redis::Value::BulkString(b) => Some(b.clone()),
+                _ => None,
+            })
+        };
         assert_eq!(field("key"), Some(key.into_bytes()));
         assert_eq!(field("version"), Some(version.to_string().into_bytes()));
-        assert_eq!(id.split_once('-').map(|(s, _)| s.parse().ok()), Some(Some(seq)));
+        assert_eq!(
+            id.split_once('-').map(|(s, _)| s.parse().ok()),
+            Some(Some(seq))
+        );
     }
 }
 
@@ -185,7 +198,8 @@ fn check_stream_entry(id: &str, fields: &[(String, Vec<u8>)]) {
 fn check_config(dir: &Path, text: &[u8]) {
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
-    let (result, peak) = measured(|| Config::from_file(&path).and_then(|c| c.validate().map(|()| c)));
+    let (result, peak) =
+        measured(|| Config::from_file(&path).and_then(|c| c.validate().map(|()| c)));
     assert_bounded("config", text.len(), peak);
     match result {
         Ok(_) => {}
@@ -236,7 +250,13 @@ fn field_value() -> impl Strategy<Value = String> {
 
 /// An NDJSON line that looks like a tick, with any field possibly wrong.
 fn ndjson_line() -> impl Strategy<Value = String> {
-    let field = prop_oneof![Just("symbol"), Just("price"), Just("volume"), Just("ts"), Just("x")];
+    let field = prop_oneof![
+        Just("symbol"),
+        Just("price"),
+        Just("volume"),
+        Just("ts"),
+        Just("x")
+    ];
     prop::collection::vec((field, field_value()), 0..6).prop_map(|fields| {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         format!("{{{}}}", body.join(","))
@@ -253,7 +273,12 @@ fn ndjson_text() -> impl Strategy<Value = String> {
 /// or repeated) and rows of field-like cells.
 fn csv_text() -> impl Strategy<Value = String> {
     let column = prop_oneof![
-        Just("symbol"), Just("price"), Just("volume"), Just("ts"), Just("Extra"), Just("")
+        Just("symbol"),
+        Just("price"),
+        Just("volume"),
+        Just("ts"),
+        Just("Extra"),
+        Just("")
     ];
     let header = prop::collection::vec(column, 0..7).prop_map(|c| c.join(","));
     let cell = prop_oneof![
@@ -270,7 +295,11 @@ fn csv_text() -> impl Strategy<Value = String> {
 
 /// A valid envelope, then maybe cut short, extended, or with bytes changed.
 fn envelope_bytes() -> impl Strategy<Value = Vec<u8>> {
-    let valid = (any::<u64>(), any::<i64>(), prop::collection::vec(any::<u8>(), 0..64))
+    let valid = (
+        any::<u64>(),
+        any::<i64>(),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
         .prop_map(|(v, at, p)| Envelope::new(v, at, p).encode().to_vec());
     let edit = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3);
     (valid, edit, any::<Option<prop::sample::Index>>()).prop_map(|(mut raw, edits, cut)| {
@@ -287,7 +316,13 @@ fn envelope_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// Coherence JSON: updates and heartbeats with any field values, and noise.
 fn event_json() -> impl Strategy<Value = Vec<u8>> {
-    let name = prop_oneof![Just("key"), Just("version"), Just("seq"), Just("heartbeat"), Just("x")];
+    let name = prop_oneof![
+        Just("key"),
+        Just("version"),
+        Just("seq"),
+        Just("heartbeat"),
+        Just("x")
+    ];
     let shaped = prop::collection::vec((name, field_value()), 0..5).prop_map(|fields| {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         format!("{{{}}}", body.join(",")).into_bytes()
@@ -301,7 +336,11 @@ fn stream_entry() -> impl Strategy<Value = (String, Vec<(String, Vec<u8>)>)> {
         any::<u64>().prop_map(|s| format!("{s}-0")),
         "[0-9a-z-]{0,24}",
     ];
-    let name = prop_oneof![Just("key".to_owned()), Just("version".to_owned()), "[a-z]{1,8}"];
+    let name = prop_oneof![
+        Just("key".to_owned()),
+        Just("version".to_owned()),
+        "[a-z]{1,8}"
+    ];
     let value = prop_oneof![
         any::<u64>().prop_map(|n| n.to_string().into_bytes()),
         any::<i64>().prop_map(|n| n.to_string().into_bytes()),
@@ -314,15 +353,27 @@ fn stream_entry() -> impl Strategy<Value = (String, Vec<(String, Vec<u8>)>)> {
 /// anchors and aliases, and noise.
 fn config_text() -> impl Strategy<Value = Vec<u8>> {
     let key = prop_oneof![
-        Just("bridge:\n  namespace"), Just("bridge:\n  name"), Just("redis:\n  url"),
-        Just("memcached:\n  servers"), Just("reader:\n  listen"), Just("cache:\n  l1_ttl"),
-        Just("cache:\n  tier_timeout"), Just("writer:\n  source"), Just("coherence:\n  stream_max_len"),
-        Just("key_prefix"), Just("unknown"),
+        Just("bridge:\n  namespace"),
+        Just("bridge:\n  name"),
+        Just("redis:\n  url"),
+        Just("memcached:\n  servers"),
+        Just("reader:\n  listen"),
+        Just("cache:\n  l1_ttl"),
+        Just("cache:\n  tier_timeout"),
+        Just("writer:\n  source"),
+        Just("coherence:\n  stream_max_len"),
+        Just("key_prefix"),
+        Just("unknown"),
     ];
     let value = prop_oneof![
-        Just("\"10s\"".to_owned()), Just("-1".to_owned()), Just("~".to_owned()),
-        Just("[a, b]".to_owned()), Just("{type: Replay}".to_owned()), Just("&a [*a]".to_owned()),
-        Just("\"127.0.0.1:99999\"".to_owned()), any::<i64>().prop_map(|n| n.to_string()),
+        Just("\"10s\"".to_owned()),
+        Just("-1".to_owned()),
+        Just("~".to_owned()),
+        Just("[a, b]".to_owned()),
+        Just("{type: Replay}".to_owned()),
+        Just("&a [*a]".to_owned()),
+        Just("\"127.0.0.1:99999\"".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
         "[ -~]{0,20}",
     ];
     let shaped = prop::collection::vec((key, value), 0..5).prop_map(|entries| {
@@ -390,7 +441,9 @@ proptest! {
 // ---- the corpus -----------------------------------------------------------------
 
 fn corpus(decoder: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(decoder);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(decoder);
     let mut inputs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
         .map(|entry| {
@@ -436,7 +489,10 @@ fn large_inputs_stay_bounded() {
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     check_ticks(&nested, parse_ndjson);
     check_event(nested.as_bytes());
-    let csv = format!("symbol,price,volume,ts\n{}", "AAPL,1.5,2,2026-01-02T15:04:05Z\n".repeat(20_000));
+    let csv = format!(
+        "symbol,price,volume,ts\n{}",
+        "AAPL,1.5,2,2026-01-02T15:04:05Z\n".repeat(20_000)
+    );
     check_ticks(&csv, parse_csv);
     let wide = format!("symbol,price,volume,ts{}\n", ",x".repeat(200_000));
     check_ticks(&wide, parse_csv);

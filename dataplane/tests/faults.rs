@@ -97,9 +97,10 @@ impl Rig {
 
     /// Awaits answers marked stale beyond `before`, while the fault lasts.
     async fn marked_stale(&self, before: u64) {
-        eventually("answers marked stale while Redis is unreachable", || async {
-            (self.stale() > before).then_some(())
-        })
+        eventually(
+            "answers marked stale while Redis is unreachable",
+            || async { (self.stale() > before).then_some(()) },
+        )
         .await;
     }
 
@@ -200,7 +201,10 @@ async fn pubsub_connections_killed() {
         .arg("pubsub")
         .query(&mut redis_conn(&rig.redis))
         .unwrap();
-    assert!(killed >= 2, "each reader had a subscription ({killed} killed)");
+    assert!(
+        killed >= 2,
+        "each reader had a subscription ({killed} killed)"
+    );
     for r in &rig.readers {
         eventually("the reader noticed the lost subscription", || async {
             (gaps(r, "disconnect") > 0).then_some(())

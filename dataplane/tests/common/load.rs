@@ -50,8 +50,11 @@ pub fn load(reader: usize, base: String, seen: Arc<Mutex<Seen>>, requests: u64) 
 fn check(reader: usize, path: String, answer: reqwest::Result<reqwest::Response>, seen: &mut Seen) {
     let response = match answer {
         Ok(r) if r.status().is_success() => r,
-        Ok(r) => return seen.failures.push(format!("reader {reader} {path}: {}", r.status())),
-        Err(e) => return seen.failures.push(format!("reader {reader} {path}: {e}")),
+        other => {
+            let why = other.map_or_else(|e| e.to_string(), |r| r.status().to_string());
+            seen.failures.push(format!("reader {reader} {path}: {why}"));
+            return;
+        }
     };
     seen.ok += 1;
     let header = |name: &str| {

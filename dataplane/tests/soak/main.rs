@@ -35,8 +35,8 @@ struct Args {
     /// Rounds of one minute each, after warm-up.
     #[arg(long, default_value_t = 10)]
     minutes: u32,
-    /// Warm-up (one burst and one Redis restart, then quiet) before the baseline.
-    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+    /// Warm-up (a burst and a restart of each tier, then quiet) before the baseline.
+    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     warmup: Duration,
     /// Steady clients per reader.
     #[arg(long, default_value_t = 4)]
@@ -70,19 +70,34 @@ async fn soak(args: Args) -> bool {
         .build()
         .unwrap();
     let mut rig = start().await;
-    for target in rig.procs.iter().map(|p| p.metrics.replace("/metrics", "/readyz")) {
-        ready(&http, &target).await;
+    ready(&http, &rig.procs[0].metrics.replace("/metrics", "/readyz")).await;
+    // The steady load judges every answer: it starts once each is served.
+    for base in &rig.readers {
+        for path in traffic::PATHS {
+            ready(&http, &format!("{base}{path}")).await;
+        }
     }
     let (tally, stop) = (Arc::new(Tally::default()), Arc::new(AtomicBool::new(false)));
-    let mut load = traffic::steady(&rig.readers, args.clients, Arc::clone(&tally), Arc::clone(&stop));
+    let mut load = traffic::steady(
+        &rig.readers,
+        args.clients,
+        Arc::clone(&tally),
+        Arc::clone(&stop),
+    );
     let started = Instant::now();
     let at_start = samples(&mut rig, &http).await;
 
-    say(&format!("warm-up ({:?}): a burst, a Redis restart, quiet", args.warmup));
+    say(&format!(
+        "warm-up ({:?}): a burst and a restart of each tier, quiet",
+        args.warmup
+    ));
     burst(&rig, args.burst).await;
     restart(&mut rig.redis, "Redis");
+    burst(&rig, args.burst).await;
+    restart(&mut rig.memcached, "Memcached");
     tokio::time::sleep_until(started + args.warmup).await;
     let baseline = samples(&mut rig, &http).await;
+    let mut rounds = Vec::new();
 
     for round in 0..args.minutes {
         let t0 = Instant::now();
@@ -95,34 +110,64 @@ async fn soak(args: Args) -> bool {
         burst(&rig, args.burst).await;
         tokio::time::sleep_until(t0 + ROUND).await;
         say(&format!("round {} of {} done", round + 1, args.minutes));
+        rounds.push((
+            format!("round {}", round + 1),
+            samples(&mut rig, &http).await,
+        ));
     }
-    let at_end = samples(&mut rig, &http).await;
     stop.store(true, Ordering::Relaxed);
     while load.join_next().await.is_some() {}
-    report(&rig, &[("start", &at_start), ("baseline", &baseline), ("end", &at_end)]);
-    verdict(&rig, &baseline, &at_end, &tally)
+    let at_end = rounds.last().map_or(&baseline, |(_, s)| s);
+    let mut columns = vec![
+        ("start".to_owned(), &at_start),
+        ("baseline".to_owned(), &baseline),
+    ];
+    columns.extend(rounds.iter().map(|(n, s)| (n.clone(), s)));
+    report(&rig, &columns);
+    verdict(&rig, &baseline, at_end, &tally)
 }
 
 async fn start() -> Rig {
     let (redis, memcached) = (Server::redis(), Server::memcached());
     let tiers = |role: &str| -> Vec<String> {
-        [role, "--redis", &redis.url(), "--memcached", &memcached.addr()]
-            .into_iter()
-            .chain(["--key-prefix", "cb:soak:", "--log-level", "warn"])
-            .map(str::to_owned)
-            .collect()
+        [
+            role,
+            "--redis",
+            &redis.url(),
+            "--memcached",
+            &memcached.addr(),
+        ]
+        .into_iter()
+        .chain(["--key-prefix", "cb:soak:", "--log-level", "warn"])
+        .map(str::to_owned)
+        .collect()
     };
-    let status = format!("127.0.0.1:{}", free_port());
+    let ports = |own: u16| {
+        vec![
+            (redis.port, "redis"),
+            (memcached.port, "memcached"),
+            (own, "listen"),
+        ]
+    };
+    let status_port = free_port();
+    let status = format!("127.0.0.1:{status_port}");
     let mut writer_args = tiers("writer");
     writer_args.extend(["--source", "synthetic", "--status-listen", &status].map(str::to_owned));
-    let mut procs = vec![Proc::spawn("writer", &writer_args, format!("http://{status}/metrics"))];
+    let metrics = format!("http://{status}/metrics");
+    let mut procs = vec![Proc::spawn(
+        "writer",
+        &writer_args,
+        metrics,
+        ports(status_port),
+    )];
     let mut readers = Vec::new();
     for n in 1..=2 {
-        let listen = format!("127.0.0.1:{}", free_port());
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
         let mut args = tiers("reader");
         args.extend(["--listen".to_owned(), listen.clone()]);
-        let name = format!("reader {n}");
-        procs.push(Proc::spawn(&name, &args, format!("http://{listen}/metrics")));
+        let (name, metrics) = (format!("reader {n}"), format!("http://{listen}/metrics"));
+        procs.push(Proc::spawn(&name, &args, metrics, ports(port)));
         readers.push(format!("http://{listen}"));
     }
     Rig {
@@ -174,12 +219,24 @@ async fn samples(rig: &mut Rig, http: &reqwest::Client) -> Vec<Sample> {
     out
 }
 
-fn report(rig: &Rig, columns: &[(&str, &Vec<Sample>)]) {
-    println!("\n{:<10} {:<9} {:>10} {:>6} {:>6}", "process", "when", "RSS KiB", "fds", "tasks");
+fn report(rig: &Rig, columns: &[(String, &Vec<Sample>)]) {
+    println!(
+        "\n{:<10} {:<9} {:>10} {:>6} {:>6}  fds by kind",
+        "process", "when", "RSS KiB", "fds", "tasks"
+    );
     for (i, p) in rig.procs.iter().enumerate() {
         for (when, samples) in columns {
-            let s = samples[i];
-            println!("{:<10} {:<9} {:>10} {:>6} {:>6}", p.name, when, s.rss_kib, s.fds, s.tasks);
+            let s = &samples[i];
+            let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!(
+                "{:<10} {:<9} {:>10} {:>6} {:>6}  {}",
+                p.name,
+                when,
+                s.rss_kib,
+                s.fds,
+                s.tasks,
+                kinds.join(", ")
+            );
         }
     }
 }
@@ -188,13 +245,17 @@ fn report(rig: &Rig, columns: &[(&str, &Vec<Sample>)]) {
 fn verdict(rig: &Rig, baseline: &[Sample], end: &[Sample], tally: &Tally) -> bool {
     let mut breaches = Vec::new();
     for (i, p) in rig.procs.iter().enumerate() {
-        let (b, e) = (baseline[i], end[i]);
+        let (b, e) = (&baseline[i], &end[i]);
         let limit = (b.rss_kib as f64 * (1.0 + RSS_GROWTH)) as u64;
         if e.rss_kib > limit {
             breaches.push(format!("{}: RSS {} KiB > {limit} KiB", p.name, e.rss_kib));
         }
         if e.fds > b.fds {
-            breaches.push(format!("{}: fds grew {} -> {}", p.name, b.fds, e.fds));
+            let (from, to) = (&b.kinds, &e.kinds);
+            breaches.push(format!(
+                "{}: fds grew {} -> {}: {from:?} -> {to:?}",
+                p.name, b.fds, e.fds
+            ));
         }
         if e.tasks > b.tasks {
             breaches.push(format!("{}: tasks grew {} -> {}", p.name, b.tasks, e.tasks));

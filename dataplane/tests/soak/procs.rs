@@ -3,6 +3,7 @@
 //! they are measured from outside: `/proc/PID/status`, `/proc/PID/fd` and
 //! the `cachebridge_runtime_tasks` gauge of their `/metrics`.
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ pub struct Proc {
     child: Child,
     /// Where its `/metrics` is served.
     pub metrics: String,
+    /// Port → name of the servers it talks to and its own listener.
+    ports: Vec<(u16, &'static str)>,
 }
 
 impl Drop for Proc {
@@ -24,11 +27,13 @@ impl Drop for Proc {
 }
 
 /// What one process looked like at one moment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub rss_kib: u64,
     pub fds: u64,
     pub tasks: u64,
+    /// Open descriptors by what they are (see [`kinds`]), to explain a growth.
+    pub kinds: BTreeMap<String, u64>,
 }
 
 /// Why a process could not be measured.
@@ -43,7 +48,12 @@ pub enum SampleError {
 }
 
 impl Proc {
-    pub fn spawn(name: &str, args: &[String], metrics: String) -> Proc {
+    pub fn spawn(
+        name: &str,
+        args: &[String],
+        metrics: String,
+        ports: Vec<(u16, &'static str)>,
+    ) -> Proc {
         let child = Command::new(BIN)
             .args(args)
             .env_remove("RUST_LOG")
@@ -55,6 +65,7 @@ impl Proc {
             name: name.to_owned(),
             child,
             metrics,
+            ports,
         }
     }
 
@@ -71,10 +82,21 @@ impl Proc {
             v.sort_unstable();
             v[v.len() / 2]
         };
+        let (rss_kib, fds, tasks) = (
+            median(|s| s.rss_kib),
+            median(|s| s.fds),
+            median(|s| s.tasks),
+        );
+        let kinds = samples
+            .into_iter()
+            .find(|s| s.fds == fds)
+            .map(|s| s.kinds)
+            .unwrap_or_default();
         Ok(Sample {
-            rss_kib: median(|s| s.rss_kib),
-            fds: median(|s| s.fds),
-            tasks: median(|s| s.tasks),
+            rss_kib,
+            fds,
+            tasks,
+            kinds,
         })
     }
 
@@ -91,12 +113,14 @@ impl Proc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0);
         let io = |e| SampleError::Proc(self.name.clone(), e);
-        let fds = std::fs::read_dir(format!("{proc_dir}/fd")).map_err(io)?.count() as u64;
+        let kinds = kinds(&proc_dir, &self.ports).map_err(io)?;
+        let fds = kinds.values().sum();
         let tasks = self.tasks(http).await?;
         Ok(Sample {
             rss_kib,
             fds,
             tasks,
+            kinds,
         })
     }
 
@@ -115,4 +139,59 @@ impl Proc {
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| fail("no cachebridge_runtime_tasks gauge".into()))
     }
+}
+
+/// Counts a process's descriptors by kind: TCP sockets by the named port at
+/// either end (`redis`, `memcached`, `listen`…), other sockets, and by link
+/// target for the rest (`pipe`, `anon_inode:[eventfd]`, files).
+fn kinds(proc_dir: &str, ports: &[(u16, &'static str)]) -> std::io::Result<BTreeMap<String, u64>> {
+    let tcp = tcp_ports(proc_dir);
+    let mut kinds = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("{proc_dir}/fd"))? {
+        let Ok(target) = std::fs::read_link(entry?.path()) else {
+            continue; // closed while listed
+        };
+        let target = target.to_string_lossy().into_owned();
+        let kind = match target
+            .strip_prefix("socket:[")
+            .and_then(|t| t.strip_suffix(']'))
+        {
+            Some(inode) => match tcp.get(inode) {
+                Some((local, remote)) => ports
+                    .iter()
+                    .find(|(p, _)| p == local || p == remote)
+                    .map_or("tcp, other".to_owned(), |(_, name)| format!("tcp {name}")),
+                None => "socket, not tcp".to_owned(),
+            },
+            None if target.starts_with("pipe:") => "pipe".to_owned(),
+            None if target.starts_with('/') => "file".to_owned(),
+            None => target,
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    Ok(kinds)
+}
+
+/// Socket inode → (local port, remote port) of every TCP socket the process sees.
+fn tcp_ports(proc_dir: &str) -> BTreeMap<String, (u16, u16)> {
+    let mut out = BTreeMap::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("{proc_dir}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let port = |addr: &str| {
+                addr.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            if let (Some(local), Some(remote), Some(inode)) = (
+                cols.get(1).and_then(|a| port(a)),
+                cols.get(2).and_then(|a| port(a)),
+                cols.get(9),
+            ) {
+                out.insert((*inode).to_owned(), (local, remote));
+            }
+        }
+    }
+    out
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-const PATHS: [&str; 4] = [
+pub const PATHS: [&str; 4] = [
     "/api/v1/market/overview",
     "/api/v1/market/tickers",
     "/api/v1/market/movers",
@@ -48,6 +48,7 @@ pub fn steady(
     tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
 ) -> JoinSet<()> {
+    let started = tokio::time::Instant::now();
     let mut tasks = JoinSet::new();
     for base in readers {
         for c in 0..clients {
@@ -59,13 +60,14 @@ pub fn steady(
                         return;
                     }
                     let url = format!("{base}{}", PATHS[n % PATHS.len()]);
+                    let at = started.elapsed().as_secs();
                     match http.get(&url).send().await {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
                             tally.ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(r) => tally.fail(format!("{url}: {}", r.status())),
-                        Err(e) => tally.fail(format!("{url}: {e}")),
+                        Ok(r) => tally.fail(format!("{at} s, {url}: {}", r.status())),
+                        Err(e) => tally.fail(format!("{at} s, {url}: {e}")),
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
