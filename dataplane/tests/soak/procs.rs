@@ -69,25 +69,23 @@ impl Proc {
         }
     }
 
-    /// The median of a few samples a moment apart, so one request in
-    /// flight or one reconnect under way does not decide the verdict.
+    /// The median of a few looks at `/proc` a moment apart, so one
+    /// reconnect under way does not decide the verdict, then the task count
+    /// (scraped last, so the scrape's own connection is not among the
+    /// descriptors; its task is, the same in every sample).
     pub async fn settled_sample(&mut self, http: &reqwest::Client) -> Result<Sample, SampleError> {
-        let mut samples = Vec::new();
+        let mut looks = Vec::new();
         for _ in 0..5 {
-            samples.push(self.sample(http).await?);
+            looks.push(self.look()?);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let median = |f: fn(&Sample) -> u64| {
-            let mut v: Vec<u64> = samples.iter().map(f).collect();
+            let mut v: Vec<u64> = looks.iter().map(f).collect();
             v.sort_unstable();
             v[v.len() / 2]
         };
-        let (rss_kib, fds, tasks) = (
-            median(|s| s.rss_kib),
-            median(|s| s.fds),
-            median(|s| s.tasks),
-        );
-        let kinds = samples
+        let (rss_kib, fds) = (median(|s| s.rss_kib), median(|s| s.fds));
+        let kinds = looks
             .into_iter()
             .find(|s| s.fds == fds)
             .map(|s| s.kinds)
@@ -95,12 +93,13 @@ impl Proc {
         Ok(Sample {
             rss_kib,
             fds,
-            tasks,
+            tasks: self.tasks(http).await?,
             kinds,
         })
     }
 
-    pub async fn sample(&mut self, http: &reqwest::Client) -> Result<Sample, SampleError> {
+    /// RSS and descriptors, from `/proc` (tasks are left at 0).
+    fn look(&mut self) -> Result<Sample, SampleError> {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Err(SampleError::Exited(self.name.clone(), status));
         }
@@ -114,12 +113,10 @@ impl Proc {
             .unwrap_or(0);
         let io = |e| SampleError::Proc(self.name.clone(), e);
         let kinds = kinds(&proc_dir, &self.ports).map_err(io)?;
-        let fds = kinds.values().sum();
-        let tasks = self.tasks(http).await?;
         Ok(Sample {
             rss_kib,
-            fds,
-            tasks,
+            fds: kinds.values().sum(),
+            tasks: 0,
             kinds,
         })
     }

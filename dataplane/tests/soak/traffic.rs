@@ -40,41 +40,82 @@ fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// `clients` clients per reader, each asking every path in turn with a
-/// pause between requests, until `stop`.
-pub fn steady(
-    readers: &[String],
+/// `clients` clients per reader, each on a keep-alive connection of its
+/// own, asking every path in turn with a pause between requests. Paused
+/// while the processes are measured, so that no connection of ours is
+/// counted among theirs.
+pub struct Steady {
+    readers: Vec<String>,
     clients: usize,
-    tally: Arc<Tally>,
+    pub tally: Arc<Tally>,
+    started: tokio::time::Instant,
     stop: Arc<AtomicBool>,
-) -> JoinSet<()> {
-    let started = tokio::time::Instant::now();
-    let mut tasks = JoinSet::new();
-    for base in readers {
-        for c in 0..clients {
-            let (base, tally, stop) = (base.clone(), Arc::clone(&tally), Arc::clone(&stop));
-            tasks.spawn(async move {
-                let http = client();
-                for n in c.. {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let url = format!("{base}{}", PATHS[n % PATHS.len()]);
-                    let at = started.elapsed().as_secs();
-                    match http.get(&url).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
-                            tally.ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => tally.fail(format!("{at} s, {url}: {}", r.status())),
-                        Err(e) => tally.fail(format!("{at} s, {url}: {e}")),
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
+    tasks: JoinSet<()>,
+}
+
+impl Steady {
+    pub fn start(readers: &[String], clients: usize) -> Steady {
+        let mut steady = Steady {
+            readers: readers.to_vec(),
+            clients,
+            tally: Arc::default(),
+            started: tokio::time::Instant::now(),
+            stop: Arc::default(),
+            tasks: JoinSet::new(),
+        };
+        steady.resume();
+        steady
+    }
+
+    /// Stops every client and waits until each has closed its connection.
+    pub async fn pause(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    pub fn resume(&mut self) {
+        self.stop = Arc::default();
+        for base in &self.readers {
+            for c in 0..self.clients {
+                let client = SteadyClient {
+                    base: base.clone(),
+                    tally: Arc::clone(&self.tally),
+                    stop: Arc::clone(&self.stop),
+                    started: self.started,
+                };
+                self.tasks.spawn(client.run(c));
+            }
         }
     }
-    tasks
+}
+
+struct SteadyClient {
+    base: String,
+    tally: Arc<Tally>,
+    stop: Arc<AtomicBool>,
+    started: tokio::time::Instant,
+}
+
+impl SteadyClient {
+    async fn run(self, first: usize) {
+        let http = client();
+        for n in first.. {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let url = format!("{}{}", self.base, PATHS[n % PATHS.len()]);
+            let at = self.started.elapsed().as_secs();
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    self.tally.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(r) => self.tally.fail(format!("{at} s, {url}: {}", r.status())),
+                Err(e) => self.tally.fail(format!("{at} s, {url}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// `connections` concurrent connections per reader for `length`, each
