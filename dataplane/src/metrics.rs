@@ -159,6 +159,8 @@ pub struct Metrics {
     pub writer_publishes: Family<ReasonLabels, Counter>,
     pub writer_pending: Gauge,
     pub ingest_rejected: Counter,
+    /// Tasks alive in the process's tokio runtime, read at scrape time.
+    pub runtime_tasks: Gauge,
 }
 
 impl Default for Metrics {
@@ -194,6 +196,7 @@ impl Metrics {
             writer_publishes: Family::default(),
             writer_pending: Gauge::default(),
             ingest_rejected: Counter::default(),
+            runtime_tasks: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -282,6 +285,11 @@ impl Metrics {
             "Ingest batches rejected as malformed",
             m.ingest_rejected.clone(),
         );
+        r.register(
+            "runtime_tasks",
+            "Tasks alive in the tokio runtime (a count that keeps growing is a task leak)",
+            m.runtime_tasks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -324,6 +332,7 @@ impl Metrics {
     /// The Prometheus text exposition, with hit ratios brought up to date.
     pub fn encode(&self) -> String {
         self.refresh_ratios();
+        self.refresh_runtime();
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -376,6 +385,16 @@ impl Metrics {
         }
     }
 
+    /// Reads the runtime's task count; outside a runtime the gauge keeps
+    /// its last value.
+    fn refresh_runtime(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
+    }
+
     fn requests_snapshot(&self) -> Vec<(RequestLabels, u64)> {
         let mut out = Vec::new();
         for endpoint in crate::reader::Endpoint::ALL.map(crate::reader::Endpoint::as_str) {
@@ -394,4 +413,32 @@ impl Metrics {
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks_in(exposition: &str) -> i64 {
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix("cachebridge_runtime_tasks "))
+            .expect("the gauge is exposed")
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_task_gauge_counts_the_runtimes_live_tasks() {
+        let metrics = Metrics::new();
+        let before = tasks_in(&metrics.encode());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let parked = tokio::spawn(async move {
+            let _ = stopped.await;
+        });
+        assert_eq!(tasks_in(&metrics.encode()), before + 1);
+        stop.send(()).unwrap();
+        parked.await.unwrap();
+        assert_eq!(tasks_in(&metrics.encode()), before);
+    }
 }

@@ -17,99 +17,13 @@ use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
 use cachebridge_testkit::sentinel::Timing;
+use common::load::{SYMBOLS, Seen, feed, load, price_on};
 use common::{
     SentinelGroup, client, eventually, free_port, replication, sentinel_config,
     sentinel_credentials, settled, tick, until,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
-
-const SYMBOLS: [&str; 4] = ["AAA", "BBB", "CCC", "DDD"];
-
-/// What the request load saw.
-#[derive(Default, Debug)]
-struct Seen {
-    ok: u64,
-    stale: u64,
-    failures: Vec<String>,
-    backwards: Vec<String>,
-    /// Last version answered per (reader, path).
-    last: HashMap<(usize, String), u64>,
-}
-
-/// Requests every symbol's ticker from a reader in a loop, checking each answer.
-fn load(reader: usize, base: String, seen: Arc<Mutex<Seen>>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let http = client();
-        loop {
-            for symbol in SYMBOLS {
-                let path = format!("/api/v1/market/tickers/{symbol}");
-                let answer = http.get(format!("{base}{path}")).send().await;
-                let mut seen = seen.lock().unwrap();
-                let response = match answer {
-                    Ok(r) if r.status().is_success() => r,
-                    Ok(r) => {
-                        seen.failures.push(format!("{path}: {}", r.status()));
-                        continue;
-                    }
-                    Err(e) => {
-                        seen.failures.push(format!("{path}: {e}"));
-                        continue;
-                    }
-                };
-                seen.ok += 1;
-                let header = |name: &str| {
-                    response
-                        .headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                if header("x-data-stale") == "true" {
-                    seen.stale += 1;
-                }
-                let version: u64 = header("etag")
-                    .trim_matches('"')
-                    .trim_start_matches('v')
-                    .parse()
-                    .expect("a single value's ETag is its version");
-                let slot = (reader, path.clone());
-                let last = seen.last.get(&slot).copied().unwrap_or(0);
-                if version < last {
-                    let msg = format!("reader {reader} {path}: {version} after {last}");
-                    seen.backwards.push(msg);
-                }
-                seen.last.insert(slot, version.max(last));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-}
-
-/// Posts ticks for every symbol to the writer in a loop.
-fn feed(ingest: String) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let http = client();
-        for n in 1u64.. {
-            let body: Vec<String> = SYMBOLS
-                .iter()
-                .map(|s| tick(s, 100.0 + (n % 50) as f64, n))
-                .collect();
-            // Refusals while Redis fails over are fine: the writer holds ticks in its book.
-            let _ = http.post(&ingest).body(body.join("\n")).send().await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-}
-
-async fn price_on(base: &str, symbol: &str) -> Option<f64> {
-    let url = format!("{base}/api/v1/market/tickers/{symbol}");
-    let body: serde_json::Value = client().get(url).send().await.ok()?.json().await.ok()?;
-    body["data"]["last"].as_f64()
-}
 
 fn reader_of(running: &Running) -> &Reader {
     running.reader.as_ref().expect("a reader")
@@ -165,11 +79,11 @@ async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back
             .await;
         }
     }
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen = Seen::shared();
     let loads: Vec<_> = readers
         .iter()
         .enumerate()
-        .map(|(i, r)| load(i, base(r), Arc::clone(&seen)))
+        .map(|(i, r)| load(i, base(r), Arc::clone(&seen), u64::MAX))
         .collect();
     eventually("load running", || async {
         (seen.lock().unwrap().ok > 50).then_some(())

@@ -114,6 +114,28 @@ impl Server {
         }
     }
 
+    /// Freezes the process (SIGSTOP): its sockets stay open but nothing is
+    /// answered, which clients see as a network stall, not a closed socket.
+    pub fn pause(&mut self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d process run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("CONT");
+    }
+
+    /// Sends a signal with `kill(1)`, which keeps this crate free of libc.
+    fn signal(&mut self, name: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -{name}: {e}"));
+        assert!(status.success(), "kill -{name} {} failed", child.id());
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();

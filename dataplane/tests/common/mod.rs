@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use cachebridge_dataplane::app::{Credentials, Tiers, build_reader};
 use cachebridge_dataplane::config::{Config, Source};
 use cachebridge_dataplane::metrics::Metrics;

@@ -553,7 +553,10 @@ fn outcome((accepted, number): (u8, u64)) -> PublishOutcome {
 }
 
 /// A stream entry back into a notice; the id's first part is the sequence.
-fn notice_of(entry: &redis::streams::StreamId) -> Option<Notice> {
+/// `None` for an entry that is not one (anything may be written to the
+/// stream by a client with access): such entries are skipped, and the
+/// replay they belong to is judged incomplete.
+pub fn notice_of(entry: &redis::streams::StreamId) -> Option<Notice> {
     let seq = entry.id.split_once('-')?.0.parse().ok()?;
     let key: String = entry.get("key")?;
     let version: u64 = entry.get("version")?;
