@@ -13,8 +13,9 @@
 //! password as the Secret cache holds it: no API read of its own), or until
 //! it is older than [`RECHECK_OK`] (a success: the server may change under
 //! us) or [`RECHECK_FAILED`] (a failure: a fix on the server, which no watch
-//! reports, shows within one requeue). A refused password also makes the
-//! Secret be read again, in case it was rotated.
+//! reports, shows within one requeue). While the password is refused, the
+//! Secret is read again on each reconcile (one GET per 30 s for that bridge
+//! only), so a fixed Secret is probed at once.
 
 use crate::desired::{self, config};
 use crate::error::Result;
@@ -43,7 +44,10 @@ pub enum Probe {
     /// Not an external Redis, or the operator may not talk to Redis (`--no-stats`).
     NotAsked,
     /// PING answered, as `user` at `url`.
-    Answered { url: String, user: String },
+    Answered {
+        url: String,
+        user: String,
+    },
     Failed(ProbeError),
 }
 
@@ -275,14 +279,16 @@ pub async fn external(
             let result = ping(&target).await;
             if let Err(e) = &result {
                 tracing::info!(bridge = %b.name, namespace = %b.namespace, reason = e.reason(), error = %e, "external Redis probe failed");
-                if matches!(e, ProbeError::WrongPassword { .. }) {
-                    secrets.forget(&b.namespace, &secret);
-                }
             }
             probes.keep(key, fingerprint, now, result.clone());
             result
         }
     };
+    if let Err(ProbeError::WrongPassword { .. }) = &result {
+        // The Secret may be fixed any time: read it again next time (a new
+        // password is a new fingerprint, probed at once).
+        secrets.forget(&b.namespace, &secret);
+    }
     Ok(match result {
         Ok(()) => Probe::Answered {
             url: url.to_string(),
@@ -314,7 +320,11 @@ mod tests {
         };
         probes.keep(key(), 1, t(0), Err(failed.clone()));
         assert_eq!(probes.fresh(&key(), 1, t(24)), Some(Err(failed)));
-        assert_eq!(probes.fresh(&key(), 1, t(25)), None, "a failure ages sooner");
+        assert_eq!(
+            probes.fresh(&key(), 1, t(25)),
+            None,
+            "a failure ages sooner"
+        );
     }
 
     #[test]

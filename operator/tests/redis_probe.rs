@@ -24,8 +24,15 @@ const PASSWORD: &str = "Us3rPassw0rdForTheBridgeAclUser0";
 const WRONG: &str = "NotThePassw0rdOfTheBridgeAclUser";
 
 fn acl_redis() -> RedisServer {
-    let user_line = format!("orders-bridge on >{PASSWORD} {}", acl_rules("cb:prod:orders:"));
-    let mut args = vec!["--requirepass", "Adm1nPassw0rdForTheDefaultUser00", "--user"];
+    let user_line = format!(
+        "orders-bridge on >{PASSWORD} {}",
+        acl_rules("cb:prod:orders:")
+    );
+    let mut args = vec![
+        "--requirepass",
+        "Adm1nPassw0rdForTheDefaultUser00",
+        "--user",
+    ];
     args.extend(user_line.split(' '));
     RedisServer::redis_args(&args)
 }
@@ -82,8 +89,24 @@ async fn a_redis_that_takes_the_password_is_ready() {
     let h = reconciled(&server.url(), with_secret(PASSWORD)).await;
     let (status, reason, message, ready) = redis_ready(&h).await;
     assert_eq!((status.as_str(), reason.as_str()), ("True", "External"));
-    assert!(message.contains("answered a PING as user orders-bridge"), "{message}");
+    assert!(
+        message.contains("answered a PING as user orders-bridge"),
+        "{message}"
+    );
     assert!(ready);
+    assert_eq!(ready_series(&h), Some(1));
+}
+
+/// `cachebridge_operator_bridge_ready` of the bridge, as /metrics shows it.
+fn ready_series(h: &Harness) -> Option<i64> {
+    let series = format!(
+        "cachebridge_operator_bridge_ready{{bridge_namespace=\"{NS}\",bridge=\"orders\"}} "
+    );
+    h.ctx
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()).and_then(|v| v.parse().ok()))
 }
 
 #[tokio::test]
@@ -91,20 +114,33 @@ async fn a_wrong_password_is_named_with_the_secret_to_fix() {
     let server = acl_redis();
     let h = reconciled(&server.url(), with_secret(WRONG)).await;
     let (status, reason, message, ready) = redis_ready(&h).await;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "AuthenticationFailed"));
-    assert!(message.contains("Secret creds") && message.contains("orders-bridge"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "AuthenticationFailed")
+    );
+    assert!(
+        message.contains("Secret creds") && message.contains("orders-bridge"),
+        "{message}"
+    );
     assert!(!message.contains(WRONG), "no password in the status");
     assert!(!ready, "not ready while Redis refuses the bridge");
+    assert_eq!(ready_series(&h), Some(0));
 
     // The user fixes the Secret: the refused password made the operator
     // forget it, so the next reconcile reads it again and probes at once.
     let secrets: Api<Secret> = Api::namespaced(h.client.clone(), NS);
     let mut fixed = secrets.get("creds").await.unwrap();
     fixed.data = secret(PASSWORD).data;
-    secrets.replace("creds", &PostParams::default(), &fixed).await.unwrap();
+    secrets
+        .replace("creds", &PostParams::default(), &fixed)
+        .await
+        .unwrap();
     let action = h.reconcile("orders").await.unwrap();
     assert_eq!(redis_ready(&h).await.0, "True");
-    assert_eq!(action, kube::runtime::controller::Action::requeue(cachebridge_operator::controller::READY_REQUEUE));
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(cachebridge_operator::controller::READY_REQUEUE)
+    );
 }
 
 #[tokio::test]
@@ -123,14 +159,46 @@ async fn a_closed_port_is_unreachable_and_retried_soon() {
     );
 }
 
+/// A Redis serving only TLS, with a self-signed certificate the operator
+/// has no reason to trust.
+fn untrusted_tls_redis(dir: &std::path::Path) -> RedisServer {
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-keyout", "server.key", "-out", "server.crt"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    let file = |name: &str| dir.join(name).display().to_string();
+    RedisServer::redis_with(|port| {
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("server.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
+    })
+}
+
 #[tokio::test]
-async fn tls_against_a_plain_text_server_is_a_tls_failure() {
-    let server = acl_redis();
+async fn an_untrusted_certificate_is_a_tls_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = untrusted_tls_redis(dir.path());
     let url = format!("rediss://127.0.0.1:{}", server.port);
     let h = reconciled(&url, with_secret(PASSWORD)).await;
     let (status, reason, message, _) = redis_ready(&h).await;
     assert_eq!((status.as_str(), reason.as_str()), ("False", "TLSFailed"), "{message}");
-    assert!(message.contains("use redis:// for a plain-text server"), "{message}");
+    assert!(message.contains("certificate"), "{message}");
 }
 
 #[tokio::test]
@@ -138,7 +206,10 @@ async fn a_missing_secret_is_named() {
     let server = acl_redis();
     let h = reconciled(&server.url(), vec![]).await;
     let (status, reason, message, _) = redis_ready(&h).await;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "PasswordMissing"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PasswordMissing")
+    );
     assert!(message.contains("Secret creds"), "{message}");
 }
 
@@ -158,7 +229,10 @@ async fn a_result_is_kept_until_it_ages() {
     advance_clock(probe::RECHECK_OK / 2);
     h.reconcile("orders").await.unwrap();
     let (status, reason, _, ready) = redis_ready(&h).await;
-    assert_eq!((status.as_str(), reason.as_str(), ready), ("False", "Unreachable", false));
+    assert_eq!(
+        (status.as_str(), reason.as_str(), ready),
+        ("False", "Unreachable", false)
+    );
 }
 
 /// The time as the reconciles see it: now plus what [`advance_clock`] added.

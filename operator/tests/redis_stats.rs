@@ -196,19 +196,40 @@ async fn reporting_pods(server: &RedisServer) -> Vec<String> {
 #[tokio::test]
 async fn read_reports_reads_the_bridge_hash_and_prunes_readers_that_are_gone() {
     let server = acl_redis();
-    put_report(&server, "r-0", json!({"hitRatio": 0.99, "l1HitRatio": 0.9, "dataAgeSeconds": 0.2, "synced": true})).await;
-    put_report(&server, "r-1", json!({"hitRatio": 0.97, "l1HitRatio": null, "dataAgeSeconds": 0.6})).await;
+    put_report(
+        &server,
+        "r-0",
+        json!({"hitRatio": 0.99, "l1HitRatio": 0.9, "dataAgeSeconds": 0.2, "synced": true}),
+    )
+    .await;
+    put_report(
+        &server,
+        "r-1",
+        json!({"hitRatio": 0.97, "l1HitRatio": null, "dataAgeSeconds": 0.6}),
+    )
+    .await;
     put_report(&server, "r-2", json!("not a report")).await;
     let two_minutes_ago = clock() - k8s_openapi::jiff::SignedDuration::from_secs(120);
-    put_report(&server, "r-gone", json!({"hitRatio": 0.1, "at": two_minutes_ago.to_string()})).await;
+    put_report(
+        &server,
+        "r-gone",
+        json!({"hitRatio": 0.1, "at": two_minutes_ago.to_string()}),
+    )
+    .await;
     let target = stats::RedisTarget {
         url: server.url(),
         username: Some("cachebridge".into()),
         password: Some(USER_PASSWORD.into()),
     };
-    let mut reports = stats::read_reports(&target, PREFIX, clock()).await.expect("read");
+    let mut reports = stats::read_reports(&target, PREFIX, clock())
+        .await
+        .expect("read");
     reports.sort_by(|a, b| a.hit_ratio.partial_cmp(&b.hit_ratio).unwrap());
-    assert_eq!(reports.len(), 2, "the unreadable and the old reports are left out");
+    assert_eq!(
+        reports.len(),
+        2,
+        "the unreadable and the old reports are left out"
+    );
     assert_eq!(reports[1].hit_ratio, Some(0.99));
     assert_eq!(
         reporting_pods(&server).await,
@@ -220,7 +241,9 @@ async fn read_reports_reads_the_bridge_hash_and_prunes_readers_that_are_gone() {
         password: Some("wrong".into()),
         ..target
     };
-    let err = stats::read_reports(&wrong, PREFIX, clock()).await.unwrap_err();
+    let err = stats::read_reports(&wrong, PREFIX, clock())
+        .await
+        .unwrap_err();
     assert_eq!(err.metric_label(), "stats");
 }
 

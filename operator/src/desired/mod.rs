@@ -30,7 +30,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
 
 /// What the operator itself brings to every build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The operator's namespace: its pods may reach managed Redis for cache figures.
     pub operator_namespace: String,
