@@ -163,8 +163,15 @@ async fn a_closed_port_is_unreachable_and_retried_soon() {
 /// has no reason to trust.
 fn untrusted_tls_redis(dir: &std::path::Path) -> RedisServer {
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .args(["-keyout", "server.key", "-out", "server.crt"])
         .current_dir(dir)
         .stderr(std::process::Stdio::null())
@@ -197,7 +204,11 @@ async fn an_untrusted_certificate_is_a_tls_failure() {
     let url = format!("rediss://127.0.0.1:{}", server.port);
     let h = reconciled(&url, with_secret(PASSWORD)).await;
     let (status, reason, message, _) = redis_ready(&h).await;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "TLSFailed"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "TLSFailed"),
+        "{message}"
+    );
     assert!(message.contains("certificate"), "{message}");
 }
 
