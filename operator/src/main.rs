@@ -47,7 +47,7 @@ enum Command {
         #[command(flatten)]
         children: ChildArgs,
     },
-    /// Prints the metrics the operator exports (names, help, types), as /metrics shows them.
+    /// Prints the metrics the operator exports, as /metrics shows them (one series each, label values `example`).
     Metrics,
 }
 
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             render::render(&text, &children.settings())
                 .map_err(|e| format!("{}: {e}", file.display()))
         }),
-        Command::Metrics => Ok(Metrics::new().encode()),
+        Command::Metrics => Ok(Metrics::new().with_examples().encode()),
         Command::Run(args) => run_blocking(args).map(|()| String::new()),
     };
     match result {

@@ -115,9 +115,7 @@ impl Metrics {
 
     pub fn record_writes(&self, op: &str, n: usize) {
         if n > 0 {
-            self.writes
-                .get_or_create(&WriteLabels { op: op.to_string() })
-                .inc_by(n as u64);
+            self.record_writes_of(op, n as u64);
         }
     }
 
@@ -131,6 +129,24 @@ impl Metrics {
     /// Drops the series of a deleted bridge.
     pub fn forget_bridge(&self, namespace: &str, name: &str) {
         self.bridge_ready.remove(&bridge_labels(namespace, name));
+    }
+
+    /// Every family with one series, label values `example`: what
+    /// `cachebridge-operator metrics` prints (an empty family shows nothing).
+    pub fn with_examples(self) -> Self {
+        let example = || "example".to_string();
+        self.errors
+            .get_or_create(&ErrorLabels { kind: example() })
+            .inc_by(0);
+        self.record_writes_of(&example(), 0);
+        self.record_ready("example", "example", false);
+        self
+    }
+
+    fn record_writes_of(&self, op: &str, n: u64) {
+        self.writes
+            .get_or_create(&WriteLabels { op: op.to_string() })
+            .inc_by(n);
     }
 
     /// The text exposition format.
