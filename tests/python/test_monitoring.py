@@ -1,8 +1,9 @@
 """The chart's observability options (podMonitor, prometheusRule, grafanaDashboard):
 rendered only when enabled; every alert and dashboard expression parses as PromQL (the
 promql-parser package, Prometheus' grammar) and names only metrics the code exports,
-as read from a running `cachebridge-dataplane local` (writer and reader in one process)
-and from `cachebridge-operator metrics`; the PodMonitor selects the pods and port the
+as read from a running `cachebridge-dataplane local` (writer and reader in one process;
+families without a series yet from the registrations in dataplane/src/metrics.rs, which
+the scrape checks) and from `cachebridge-operator metrics`; the PodMonitor selects the pods and port the
 operator builds, and the NetworkPolicy the operator gives each writer admits the
 scrapers the chart names. (The objects are checked against prometheus-operator's CRD
 schemas in test_schemas.py, through k8s_schema.validate.)"""
@@ -10,6 +11,7 @@ schemas in test_schemas.py, through k8s_schema.validate.)"""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -191,10 +193,29 @@ def dataplane_metrics() -> str:
         process.wait(timeout=10)
 
 
+def registered_names() -> set[str]:
+    """Sample names of every family dataplane/src/metrics.rs registers: a family with
+    labels shows on /metrics only once it has a series, and a short `local` run has no
+    resync, gap or open breaker. Each `r.register("name", …, m.field)` is typed by the
+    field's declaration (`pub field: Family<…, Counter>`)."""
+    source = (repo.ROOT / "dataplane" / "src" / "metrics.rs").read_text()
+    types = dict(re.findall(r"pub (\w+): (?:Family<\w+, )?(Counter|Gauge|Histogram)", source))
+    registered = re.findall(r'r\.register\(\s*"(\w+)",\s*"[^"]*",\s*m\.(\w+)\.clone\(\)', source)
+    assert len(registered) >= 15, "cannot read the registrations in dataplane/src/metrics.rs"
+    lines = [f"# TYPE cachebridge_{name} {types[field].lower()}" for name, field in registered]
+    return exposed_names("\n".join(lines))
+
+
 @pytest.fixture(scope="module")
 def exported(dataplane_metrics, operator_binary) -> set[str]:
-    names = exposed_names(dataplane_metrics) | exposed_names(repo.run_operator(operator_binary, "metrics"))
-    assert "cachebridge_requests_total" in names and "cachebridge_operator_reconciles_total" in names
+    scraped = exposed_names(dataplane_metrics)
+    registered = registered_names()
+    # The reading of the source agrees with what the running process shows.
+    assert scraped <= registered, sorted(scraped - registered)
+    assert {"cachebridge_requests_total", "cachebridge_cache_lookups_total",
+            "cachebridge_tier_fetch_seconds_bucket", "cachebridge_coherence_synced"} <= scraped
+    names = registered | exposed_names(repo.run_operator(operator_binary, "metrics"))
+    assert "cachebridge_operator_reconciles_total" in names
     return names
 
 
