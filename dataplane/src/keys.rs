@@ -62,9 +62,12 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
-    /// Per-process statistics the operator reads for the resource status.
-    pub fn stats(&self, role: &str, instance: &str) -> String {
-        format!("{}stats:{role}:{instance}", self.prefix)
+    /// Hash of reader pod name → that reader's figures (JSON), which the
+    /// operator reads for the resource status. One hash per bridge, so the
+    /// operator finds every report with one HGETALL and needs no SCAN (which
+    /// would list every key name on a shared server).
+    pub fn reader_stats(&self) -> String {
+        format!("{}stats:readers", self.prefix)
     }
 
     /// The logical key a physical value key names, if it is one of ours.
@@ -86,7 +89,7 @@ mod tests {
             keys.seq(),
             keys.stream(),
             keys.channel(),
-            keys.stats("reader", "r-1"),
+            keys.reader_stats(),
         ] {
             assert!(name.starts_with("cb:ns:b:"), "{name}");
         }

@@ -6,6 +6,7 @@ mod common;
 use bytes::Bytes;
 use cachebridge_dataplane::app::{self, Running};
 use cachebridge_dataplane::config::Source;
+use cachebridge_dataplane::reader::stats;
 use common::{Server, client, config, eventually, publisher, tick, until};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -412,24 +413,28 @@ async fn a_reader_stores_its_figures_in_redis_for_the_operator() {
         get(&format!("{url}/api/v1/market/overview")).await;
     }
     let prefix = cachebridge_dataplane::keys::Keys::new(config.key_prefix());
-    let pattern = prefix.stats("reader", "*");
+    let hash = prefix.reader_stats();
     let mut conn = common::redis_conn(&redis);
     let doc: String = eventually("figures stored", || {
-        let keys: Vec<String> = redis::Commands::keys(&mut conn, &pattern).unwrap();
-        let found = keys
-            .first()
-            .map(|k| redis::Commands::get(&mut conn, k).unwrap());
+        let fields: std::collections::HashMap<String, String> =
+            redis::Commands::hgetall(&mut conn, &hash).unwrap();
+        let found = fields.get(&stats::instance_name()).cloned();
         async move { found }
     })
     .await;
+    let ttl: i64 = redis::Commands::ttl(&mut conn, &hash).unwrap();
+    let expires_after = stats::REPORT_EXPIRES_AFTER.as_secs() as i64;
+    assert!(
+        ttl > 0 && ttl <= expires_after,
+        "the hash expires after the last report: {ttl}"
+    );
     let stored: Value = serde_json::from_str(&doc).unwrap();
     assert!(
         stored["dataAgeSeconds"].as_f64().unwrap() >= 1.5,
         "{stored}"
     );
     assert!(stored["at"].is_string());
-    let figures =
-        cachebridge_dataplane::reader::stats::figures(running.reader.as_ref().unwrap()).await;
+    let figures = stats::figures(running.reader.as_ref().unwrap()).await;
     let ratio = figures["l1HitRatio"].as_f64().unwrap();
     assert!(
         ratio > 0.5 && ratio < 1.0,

@@ -11,6 +11,7 @@
 //! Not a timed test: the figures go into operator/BENCHMARKS.md.
 
 use cachebridge_api::CacheBridge;
+use cachebridge_dataplane::keys::Keys;
 use cachebridge_operator::controller::{self, Context, READY_REQUEUE};
 use cachebridge_operator::desired::Settings;
 use cachebridge_operator::desired::redis::acl_rules;
@@ -356,15 +357,14 @@ async fn put_reports(redis: &Server, bridges: usize, round: i64) {
     } else {
         0.0
     };
+    // Stamped with the simulated time, as readers stamp theirs with the real one.
+    let at = simulated_clock().to_string();
     let mut pipe = redis::pipe();
     for i in 0..bridges {
+        let hash = Keys::new(format!("cb:bench:b{i}:")).reader_stats();
         for pod in ["r-0", "r-1"] {
-            let doc = json!({"hitRatio": 0.98 + jitter + shift, "dataAgeSeconds": 0.3});
-            pipe.cmd("SET")
-                .arg(format!("cb:bench:b{i}:stats:reader:b{i}-reader-{pod}"))
-                .arg(doc.to_string())
-                .arg("EX")
-                .arg(3600)
+            let doc = json!({"hitRatio": 0.98 + jitter + shift, "dataAgeSeconds": 0.3, "at": at});
+            pipe.hset(&hash, format!("b{i}-reader-{pod}"), doc.to_string())
                 .ignore();
         }
     }

@@ -16,13 +16,14 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::metrics::Metrics;
 use crate::primary;
+use crate::probe::{self, Probe, Probes};
 use crate::secrets::Secrets;
 use crate::stats;
 use crate::status;
-use crate::validate::{self, Bridge};
+use crate::validate::{self, Bridge, RedisPlan};
 use cachebridge_api::v1alpha1::condition::READY;
 use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
@@ -60,6 +61,11 @@ pub struct Context {
     /// Ask the Sentinels of bridges that have some for the primary (off in
     /// tests that have no Sentinel, and where the operator cannot reach them).
     pub observe_primary: bool,
+    /// PING an external Redis before calling it ready (off in tests that
+    /// have no Redis, and where the operator cannot reach it).
+    pub probe_redis: bool,
+    /// The probes' results, kept per bridge (see `probe`).
+    pub probes: Probes,
     /// The children as the controller's watches see them.
     pub caches: Caches,
     /// What fills `caches`: taken by [`run`] for its watches, or used by
@@ -88,6 +94,8 @@ impl Context {
             backoff: Backoff::default(),
             read_stats: true,
             observe_primary: true,
+            probe_redis: true,
+            probes: Probes::default(),
             caches,
             cache_writers: Mutex::new(Some(writers)),
             figures_read: Mutex::new(HashMap::new()),
@@ -148,6 +156,7 @@ async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
             let generation = cb.metadata.generation.unwrap_or(0);
             let status = status::invalid(generation, &invalid, old, now);
             record_status(ctx, &api, cb, old, &status, None).await?;
+            ctx.metrics.record_ready(&namespace, &cb.name_any(), false);
             return Err(Error::InvalidSpec(invalid));
         }
     };
@@ -158,18 +167,24 @@ async fn pipeline(cb: &CacheBridge, ctx: &Context) -> Result<Action> {
     ctx.metrics.record_writes("deleted", applied.deleted.len());
 
     let observed = observe_primary(ctx, &bridge).await;
-    let mut status = status::compute(&bridge, &applied, old, None, &observed, now);
+    let probe = probe_redis(ctx, cb, &bridge, &observed, now).await?;
+    let mut status = status::compute(&bridge, &applied, old, None, &observed, &probe, now);
     if ctx.read_stats
         && status.is_true(READY)
         && ctx.figures_due(ObjectRef::from_obj(cb), now)
-        && let Some(reports) = read_figures(ctx, &bridge, &status).await
+        && let Some(reports) = read_figures(ctx, &bridge, &status, now).await
     {
         let shown = old.and_then(|o| o.cache.as_ref());
         let budget = bridge.cache.staleness_budget;
         status.cache = Some(stats::settle(shown, &reports, budget, now));
     }
     record_status(ctx, &api, cb, old, &status, Some(&applied)).await?;
-    Ok(Action::requeue(if status.is_true(READY) {
+    ctx.metrics
+        .record_ready(&bridge.namespace, &bridge.name, status.is_true(READY));
+    // A failed probe has no watch to end it (the fix is on the Redis server,
+    // or in a Secret, which is not watched): try again soon.
+    let probe_failed = matches!(probe, Probe::Failed(_));
+    Ok(Action::requeue(if status.is_true(READY) || probe_failed {
         READY_REQUEUE
     } else {
         NOT_READY_REQUEUE
@@ -206,12 +221,31 @@ async fn observe_primary(ctx: &Context, b: &Bridge) -> primary::Observation {
     observed
 }
 
-/// The readers' reports, or `None` (logged) when Redis cannot be read this
-/// time. They are read from the primary as last observed.
+/// The probe of an external Redis, at the URL the status will show (the
+/// primary the Sentinels named, if they did); a managed Redis is judged by
+/// its pods instead.
+async fn probe_redis(
+    ctx: &Context,
+    cb: &CacheBridge,
+    b: &Bridge,
+    observed: &primary::Observation,
+    now: Timestamp,
+) -> Result<Probe> {
+    if !ctx.probe_redis || !matches!(b.redis, RedisPlan::External(_)) {
+        return Ok(Probe::NotAsked);
+    }
+    let (url, _) = status::redis_endpoint(b, cb.status.as_ref(), observed);
+    let key = ObjectRef::from_obj(cb);
+    probe::external(&ctx.probes, &ctx.secrets, key, b, url.as_deref(), now).await
+}
+
+/// The readers' fresh reports at `now`, or `None` (logged) when Redis
+/// cannot be read this time. They are read from the primary as last observed.
 async fn read_figures(
     ctx: &Context,
     b: &Bridge,
     status: &CacheBridgeStatus,
+    now: Timestamp,
 ) -> Option<Vec<stats::ReaderReport>> {
     let read = async {
         let url =
@@ -219,7 +253,7 @@ async fn read_figures(
                 Error::Stats("no Sentinel has named the Redis primary yet".into())
             })?;
         let target = stats::target(&ctx.secrets, b, url).await?;
-        stats::read_reports(&target, &b.key_prefix).await
+        stats::read_reports(&target, &b.key_prefix, now).await
     };
     match read.await {
         Ok(reports) => Some(reports),
@@ -342,6 +376,15 @@ pub async fn run(
     )
     .default_backoff()
     .reflect(bridge_writer)
+    .inspect_ok({
+        let metrics = Arc::clone(&ctx.metrics);
+        move |event| {
+            // A deleted bridge is not reconciled: its series goes here.
+            if let watcher::Event::Delete(cb) = event {
+                metrics.forget_bridge(&cb.namespace().unwrap_or_default(), &cb.name_any());
+            }
+        }
+    })
     .applied_objects()
     .predicate_filter(trigger_hash, Default::default());
     Controller::for_stream(bridge_events, bridges)

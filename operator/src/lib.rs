@@ -24,6 +24,7 @@ pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod primary;
+pub mod probe;
 pub mod render;
 pub mod schema_check;
 pub mod secrets;

@@ -1,6 +1,7 @@
 //! `cachebridge-operator`: the command line. `run` starts the controller,
 //! `crd` prints the CustomResourceDefinition, `render -f FILE` prints what
-//! the controller would apply for a CacheBridge in a file.
+//! the controller would apply for a CacheBridge in a file, `metrics` lists
+//! the metrics it exports.
 
 use cachebridge_api::v1alpha1::defaults::DATAPLANE_IMAGE;
 use cachebridge_operator::controller::{self, Context, Scope};
@@ -11,6 +12,7 @@ use cachebridge_operator::server::{self, Health};
 use cachebridge_operator::telemetry::{self, LogFormat};
 use cachebridge_operator::{FIELD_MANAGER, crdgen, render};
 use clap::{Args, Parser, Subcommand};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, CustomResourceExt};
 use std::net::SocketAddr;
@@ -42,13 +44,46 @@ enum Command {
         /// A YAML file with one or more CacheBridge documents; `-` reads stdin.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
-        /// Namespace of the operator (its pods may reach managed Redis).
-        #[arg(long, env = "POD_NAMESPACE", default_value = "cachebridge-system")]
-        operator_namespace: String,
-        /// Dataplane image of bridges that set no spec.writer.image / spec.reader.image.
-        #[arg(long, env = "DATAPLANE_IMAGE", default_value = DATAPLANE_IMAGE)]
-        dataplane_image: String,
+        #[command(flatten)]
+        children: ChildArgs,
     },
+    /// Prints the metrics the operator exports, as /metrics shows them (one series each, label values `example`).
+    Metrics,
+}
+
+/// What every bridge's children depend on besides the bridge.
+#[derive(Debug, Args)]
+struct ChildArgs {
+    /// The operator's own namespace: holds the Lease; its pods may reach managed Redis.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "cachebridge-system")]
+    operator_namespace: String,
+    /// Dataplane image of bridges that set no spec.writer.image / spec.reader.image.
+    #[arg(long, env = "DATAPLANE_IMAGE", default_value = DATAPLANE_IMAGE)]
+    dataplane_image: String,
+    /// Who scrapes the writers' metrics: a JSON list of NetworkPolicyPeer objects
+    /// that each writer's NetworkPolicy admits to its metrics port (chart podMonitor.scrapers).
+    #[arg(long, env = "METRICS_SCRAPERS", value_name = "JSON", value_parser = parse_peers)]
+    metrics_scrapers: Option<Peers>,
+}
+
+/// A parsed `--metrics-scrapers` (clap wants one type per argument).
+#[derive(Debug, Clone)]
+struct Peers(Vec<NetworkPolicyPeer>);
+
+fn parse_peers(json: &str) -> Result<Peers, String> {
+    serde_json::from_str(json).map(Peers).map_err(|e| {
+        format!("expected a JSON list of NetworkPolicyPeer objects, like [{{\"namespaceSelector\": {{}}}}]: {e}")
+    })
+}
+
+impl ChildArgs {
+    fn settings(self) -> Settings {
+        Settings {
+            operator_namespace: self.operator_namespace,
+            dataplane_image: self.dataplane_image,
+            metrics_scrapers: self.metrics_scrapers.map(|p| p.0).unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -56,12 +91,8 @@ struct RunArgs {
     /// Serve CacheBridges of this namespace only (RBAC can then be a Role); all namespaces when unset.
     #[arg(long, env = "WATCH_NAMESPACE", value_name = "NAMESPACE")]
     namespace: Option<String>,
-    /// The operator's own namespace: holds the Lease; its pods may reach managed Redis.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "cachebridge-system")]
-    operator_namespace: String,
-    /// Dataplane image of bridges that set no spec.writer.image / spec.reader.image.
-    #[arg(long, env = "DATAPLANE_IMAGE", default_value = DATAPLANE_IMAGE)]
-    dataplane_image: String,
+    #[command(flatten)]
+    children: ChildArgs,
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "cachebridge-operator")]
     lease_name: String,
@@ -72,7 +103,8 @@ struct RunArgs {
     #[arg(long)]
     no_leader_election: bool,
     /// Do not talk to the bridges' Redis and Sentinels (when the operator cannot
-    /// reach them): no cache figures, and no Redis primary observed through Sentinel.
+    /// reach them): no cache figures, no Redis primary observed through Sentinel,
+    /// and an external Redis is not probed (PING) before it counts as ready.
     #[arg(long)]
     no_stats: bool,
     /// Install or upgrade the CRD at start (server-side apply; needs RBAC on CRDs).
@@ -96,17 +128,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd => crdgen::crd_yaml().map_err(|e| e.to_string()),
-        Command::Render {
-            file,
-            operator_namespace,
-            dataplane_image,
-        } => read(&file).and_then(|text| {
-            let settings = Settings {
-                operator_namespace,
-                dataplane_image,
-            };
-            render::render(&text, &settings).map_err(|e| format!("{}: {e}", file.display()))
+        Command::Render { file, children } => read(&file).and_then(|text| {
+            render::render(&text, &children.settings())
+                .map_err(|e| format!("{}: {e}", file.display()))
         }),
+        Command::Metrics => Ok(Metrics::new().with_examples().encode()),
         Command::Run(args) => run_blocking(args).map(|()| String::new()),
     };
     match result {
@@ -165,13 +191,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     check_crd(&client, &scope).await?;
     ready.store(true, Ordering::Release);
-    let settings = Settings {
-        operator_namespace: args.operator_namespace.clone(),
-        dataplane_image: args.dataplane_image.clone(),
-    };
+    let lease_namespace = args.children.operator_namespace.clone();
+    let settings = args.children.settings();
     let mut context = Context::new(client.clone(), settings, Arc::clone(&metrics));
     context.read_stats = !args.no_stats;
     context.observe_primary = !args.no_stats;
+    context.probe_redis = !args.no_stats;
     let ctx = Arc::new(context);
     let shutdown = shutdown_signal();
     tracing::info!(scope = ?scope, "cachebridge-operator starting");
@@ -185,7 +210,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         return Ok(());
     }
     let lease = LeaseConfig {
-        namespace: args.operator_namespace,
+        namespace: lease_namespace,
         name: args.lease_name,
         identity: args.identity.unwrap_or_else(random_identity),
     };

@@ -1,13 +1,21 @@
 //! Cache figures for `status.cache`, from what the readers report in Redis.
 //!
-//! Each reader stores a small JSON document at
-//! `{keyPrefix}stats:reader:{podName}` with a 60 s expiry; a reader that is
-//! gone drops out by itself. For a ready bridge, at most every
-//! [`REFRESH_EVERY`], the operator SCANs those keys (as the bridge's own ACL
-//! user, with the password from the bridge's Secret), averages them with the
-//! pure [`aggregate`], and the status shows the result. A failure to read
-//! is logged and leaves the previous figures (with their `updatedAt`): it
-//! never fails a reconcile.
+//! Each reader keeps a small JSON document, stamped with the time it wrote
+//! it, as its own field (its pod name) of one hash per bridge,
+//! `{keyPrefix}stats:readers` (see the dataplane's `reader::stats`). For a
+//! ready bridge, at most every [`REFRESH_EVERY`], the operator reads that
+//! hash with one HGETALL (as the bridge's own ACL user, with the password
+//! from the bridge's Secret: no SCAN, which would list other bridges' key
+//! names), averages the fresh reports with the pure [`aggregate`], and the
+//! status shows the result. A failure to read is logged and leaves the
+//! previous figures (with their `updatedAt`): it never fails a reconcile.
+//!
+//! Redis 7.0 has no per-field expiry, so the operator, which reads every
+//! field anyway, is the one that prunes: reports older than the readers'
+//! `REPORT_EXPIRES_AFTER` (a reader that is gone) are left out and deleted
+//! ([`sort_reports`]). Pruning here rather than in the readers keeps the
+//! readers' 10 s report to one HSET, and gives each hash one pruner (the
+//! leader) instead of every reader racing the others.
 //!
 //! Figures are read on every refresh but written only when they change
 //! meaningfully ([`settle`]): the hit ratio by at least 0.1 percentage point,
@@ -21,8 +29,11 @@ use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::CacheFigures;
+use cachebridge_dataplane::keys::Keys;
+use cachebridge_dataplane::reader::stats::REPORT_EXPIRES_AFTER;
 use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How old figures may get before the next reconcile refreshes them; the
@@ -193,57 +204,84 @@ pub async fn target(secrets: &Secrets, b: &Bridge, url: String) -> Result<RedisT
     })
 }
 
-/// SCANs the readers' documents under `key_prefix` and parses them;
-/// documents that do not parse are skipped (and logged).
-pub async fn read_reports(target: &RedisTarget, key_prefix: &str) -> Result<Vec<ReaderReport>> {
-    tokio::time::timeout(TIMEOUT, scan_reports(target, key_prefix))
+/// The readers' fresh reports for the bridge with `key_prefix`, read from
+/// its stats hash at `now`; stale or unreadable fields are pruned.
+pub async fn read_reports(
+    target: &RedisTarget,
+    key_prefix: &str,
+    now: Timestamp,
+) -> Result<Vec<ReaderReport>> {
+    tokio::time::timeout(TIMEOUT, read_hash(target, key_prefix, now))
         .await
         .map_err(|_| Error::Stats(format!("no answer from {} within {TIMEOUT:?}", target.url)))?
 }
 
-async fn scan_reports(target: &RedisTarget, key_prefix: &str) -> Result<Vec<ReaderReport>> {
+async fn read_hash(
+    target: &RedisTarget,
+    key_prefix: &str,
+    now: Timestamp,
+) -> Result<Vec<ReaderReport>> {
     let stats_err = |e: redis::RedisError| Error::Stats(format!("{}: {e}", target.url));
     let mut conn = open(target)
         .map_err(stats_err)?
         .get_multiplexed_async_connection()
         .await
         .map_err(stats_err)?;
-    let pattern = format!("{key_prefix}stats:reader:*");
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(100)
+    let hash = Keys::new(key_prefix).reader_stats();
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&hash)
+        .query_async(&mut conn)
+        .await
+        .map_err(stats_err)?;
+    let sorted = sort_reports(fields, now);
+    if !sorted.stale.is_empty() {
+        // A reader that reports again between HGETALL and HDEL loses that
+        // one report, and is back 10 s later: not worth a script.
+        let pruned: redis::RedisResult<i64> = redis::cmd("HDEL")
+            .arg(&hash)
+            .arg(&sorted.stale)
             .query_async(&mut conn)
-            .await
-            .map_err(stats_err)?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
+            .await;
+        if let Err(e) = pruned {
+            tracing::debug!(hash, error = %e, "stale reader reports not pruned");
         }
-        cursor = next;
     }
-    let mut reports = Vec::with_capacity(keys.len());
-    for key in keys {
-        // A document may expire between SCAN and GET: then there is nothing to count.
-        let doc: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(stats_err)?;
-        match doc.map(|d| serde_json::from_str::<ReaderReport>(&d)) {
-            Some(Ok(report)) => reports.push(report),
-            Some(Err(e)) => {
-                tracing::debug!(key, error = %e, "skipping a reader document that does not parse")
+    Ok(sorted.fresh)
+}
+
+/// The fields of a stats hash, sorted.
+#[derive(Debug, Default, PartialEq)]
+pub struct SortedReports {
+    /// Reports written within `REPORT_EXPIRES_AFTER` of now.
+    pub fresh: Vec<ReaderReport>,
+    /// Fields to delete: older reports (or newer by as much: a clock that
+    /// far off cannot be trusted), and documents without a readable `at`.
+    pub stale: Vec<String>,
+}
+
+/// Sorts the fields (pod name → JSON report) of a stats hash read at `now`.
+pub fn sort_reports(fields: HashMap<String, String>, now: Timestamp) -> SortedReports {
+    let mut sorted = SortedReports::default();
+    for (pod, doc) in fields {
+        match serde_json::from_str::<ReaderReport>(&doc) {
+            Ok(report) if written_recently(&report, now) => sorted.fresh.push(report),
+            Ok(_) => sorted.stale.push(pod),
+            Err(e) => {
+                tracing::debug!(pod, error = %e, "pruning a reader report that does not parse");
+                sorted.stale.push(pod);
             }
-            None => {}
         }
     }
-    Ok(reports)
+    sorted.stale.sort();
+    sorted
+}
+
+fn written_recently(report: &ReaderReport, now: Timestamp) -> bool {
+    report
+        .at
+        .as_deref()
+        .and_then(|at| at.parse::<Timestamp>().ok())
+        .is_some_and(|at| now.duration_since(at).unsigned_abs() <= REPORT_EXPIRES_AFTER)
 }
 
 fn open(target: &RedisTarget) -> redis::RedisResult<redis::Client> {
@@ -348,6 +386,32 @@ mod tests {
         assert_eq!(stale.data_age.as_deref(), Some("<1m"), "past the budget");
         let unused = read(Some(&old), &[report(None, Some(0.3))], 30);
         assert_eq!(unused.hit_ratio, None);
+    }
+
+    #[test]
+    fn old_and_unreadable_reports_are_left_out_and_pruned() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |ago: i64| {
+            let t = Timestamp::from_second(1_800_000_000 - ago).unwrap();
+            format!(r#"{{"hitRatio": 0.5, "at": "{t}"}}"#)
+        };
+        let fields = HashMap::from([
+            ("fresh".to_string(), at(5)),
+            ("skewed-ahead".to_string(), at(-20)),
+            ("just-in-time".to_string(), at(60)),
+            ("gone".to_string(), at(61)),
+            ("far-future".to_string(), at(-3600)),
+            ("no-time".to_string(), r#"{"hitRatio": 0.5}"#.to_string()),
+            ("bad-time".to_string(), r#"{"at": "yesterday"}"#.to_string()),
+            ("not-json".to_string(), "not a report".to_string()),
+        ]);
+        let sorted = sort_reports(fields, now);
+        assert_eq!(sorted.fresh.len(), 3);
+        assert!(sorted.fresh.iter().all(|r| r.hit_ratio == Some(0.5)));
+        assert_eq!(
+            sorted.stale,
+            ["bad-time", "far-future", "gone", "no-time", "not-json"]
+        );
     }
 
     #[test]

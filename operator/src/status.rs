@@ -2,8 +2,9 @@
 //!
 //! Conditions come only from what `apply` saw of the children (their
 //! reported ready replicas and observed generation), never from what was
-//! merely asked for. The Redis primary of a bridge with Sentinel is what the
-//! Sentinels last said (see `primary`). [`compute`] is pure; [`write_if_changed`] patches the
+//! merely asked for; an external Redis is ready when it answered the
+//! operator's PING as the bridge's user (see `probe`). The Redis primary of
+//! a bridge with Sentinel is what the Sentinels last said (see `primary`). [`compute`] is pure; [`write_if_changed`] patches the
 //! status subresource only when the result differs from what is stored,
 //! and keeps `lastTransitionTime` unless a condition's status really flips.
 //! `observedGeneration` says which spec the conditions describe, so
@@ -14,6 +15,7 @@ use crate::apply::Applied;
 use crate::desired::{self, config, names};
 use crate::error::Result;
 use crate::primary::Observation;
+use crate::probe::Probe;
 use crate::validate::{Bridge, InvalidSpec, MemcachedPlan, RedisPlan};
 use cachebridge_api::v1alpha1::condition::{
     MEMCACHED_READY, READER_READY, READY, REDIS_READY, WRITER_READY,
@@ -54,16 +56,18 @@ impl Verdict {
 }
 
 /// The status of a bridge that was applied: conditions from the live
-/// children, the primary from what the Sentinels said (if asked).
+/// children and the probe of an external Redis, the primary from what the
+/// Sentinels said (if asked).
 pub fn compute(
     b: &Bridge,
     applied: &Applied,
     old: Option<&CacheBridgeStatus>,
     cache: Option<CacheFigures>,
     primary: &Observation,
+    probe: &Probe,
     now: Timestamp,
 ) -> CacheBridgeStatus {
-    let redis = redis_verdict(b, applied);
+    let redis = redis_verdict(b, applied, probe);
     let memcached = memcached_verdict(b, applied);
     let writer = deployment_verdict(applied.deployments.get(&names::writer(b)), 1);
     let reader_deployment = applied.deployments.get(&names::reader(b));
@@ -82,11 +86,7 @@ pub fn compute(
         (READER_READY, reader),
     ];
     let (secret, key) = desired::password_secret(b);
-    let sentinel = config::sentinel_endpoints(b);
-    let (redis_url, redis_primary) = match sentinel {
-        Some(_) => observed_primary(b, old, primary),
-        None => (config::redis_url(b), None),
-    };
+    let (redis_url, redis_primary) = redis_endpoint(b, old, primary);
     CacheBridgeStatus {
         observed_generation: b.generation,
         conditions: conditions(&verdicts, old, b.generation, now),
@@ -94,7 +94,7 @@ pub fn compute(
             redis: redis_url,
             memcached: config::memcached_servers(b),
             reader: Some(names::reader_url(b)),
-            sentinel,
+            sentinel: config::sentinel_endpoints(b),
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
         redis_primary,
@@ -139,6 +139,19 @@ pub fn invalid(
     }
 }
 
+/// The URL of the bridge's Redis (`endpoints.redis`) and, with Sentinel,
+/// the primary's name (`redisPrimary`).
+pub fn redis_endpoint(
+    b: &Bridge,
+    old: Option<&CacheBridgeStatus>,
+    primary: &Observation,
+) -> (Option<String>, Option<String>) {
+    match config::sentinel_endpoints(b) {
+        Some(_) => observed_primary(b, old, primary),
+        None => (config::redis_url(b), None),
+    }
+}
+
 /// With Sentinel: `endpoints.redis` and `redisPrimary` as the Sentinels
 /// answered now; when they did not, as last observed (a managed Redis
 /// starts out with pod 0, its first primary).
@@ -161,7 +174,7 @@ fn observed_primary(
     }
 }
 
-fn redis_verdict(b: &Bridge, applied: &Applied) -> Verdict {
+fn redis_verdict(b: &Bridge, applied: &Applied, probe: &Probe) -> Verdict {
     match &b.redis {
         RedisPlan::Managed(m) => {
             let redis =
@@ -187,22 +200,35 @@ fn redis_verdict(b: &Bridge, applied: &Applied) -> Verdict {
                 )
             }
         }
-        RedisPlan::External(e) => Verdict::new(
-            TRUE,
-            "External",
-            match (&e.url, &e.sentinel) {
-                (Some(url), _) => {
-                    format!("using the external Redis {url} (its health is the readers' to report)")
-                }
-                (None, Some(s)) => format!(
-                    "using the external Redis {:?} through {} Sentinel(s) (its health is the readers' to report)",
-                    s.master_name,
-                    s.servers.len()
-                ),
-                (None, None) => "using an external Redis".to_string(),
-            },
-        ),
+        RedisPlan::External(e) => match probe {
+            Probe::Failed(why) => Verdict::new(FALSE, why.reason(), why.to_string()),
+            Probe::Answered { url, user } => Verdict::new(
+                TRUE,
+                "External",
+                format!("the external Redis {url} answered a PING as user {user}"),
+            ),
+            Probe::NotAsked => unprobed_external(e),
+        },
     }
+}
+
+/// An external Redis the operator may not talk to (`--no-stats`).
+fn unprobed_external(e: &cachebridge_api::v1alpha1::ExternalRedis) -> Verdict {
+    Verdict::new(
+        TRUE,
+        "External",
+        match (&e.url, &e.sentinel) {
+            (Some(url), _) => {
+                format!("using the external Redis {url} (its health is the readers' to report)")
+            }
+            (None, Some(s)) => format!(
+                "using the external Redis {:?} through {} Sentinel(s) (its health is the readers' to report)",
+                s.master_name,
+                s.servers.len()
+            ),
+            (None, None) => "using an external Redis".to_string(),
+        },
+    )
 }
 
 fn memcached_verdict(b: &Bridge, applied: &Applied) -> Verdict {

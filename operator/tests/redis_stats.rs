@@ -1,7 +1,8 @@
 //! Against a real `redis-server` (7.x): the ACL user the operator sets up
 //! lets the dataplane's own Redis code do all its work inside the bridge's
 //! prefix and nothing outside it, and the operator reads the readers' cache
-//! figures into `status.cache` as that user.
+//! figures into `status.cache` as that user. (What that user learns about
+//! other bridges on the same server: `tenant_isolation.rs`.)
 
 mod common;
 
@@ -74,13 +75,14 @@ async fn the_acl_user_runs_the_dataplane_inside_its_prefix() {
     assert_eq!(store.current_seq().await.expect("seq"), 1);
     store.replay_after(0).await.expect("XRANGE for replay");
     store
-        .put_stats(
-            &format!("{PREFIX}stats:reader:r-0"),
+        .report_stats(
+            &Keys::new(PREFIX).reader_stats(),
+            "r-0",
             "{}",
             Duration::from_secs(60),
         )
         .await
-        .expect("SET EX");
+        .expect("HSET and EXPIRE of the reports' hash");
     let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
         .await
         .expect("a message in time");
@@ -128,23 +130,17 @@ async fn the_acl_user_cannot_touch_another_bridge_or_the_server() {
 }
 
 #[tokio::test]
-async fn the_acl_user_may_ask_for_the_role_and_wait_for_replicas() {
-    // A client following Sentinel checks ROLE; a writer may WAIT for replica acks.
+async fn the_acl_user_may_read_the_replication_info_and_wait_for_replicas() {
+    // The dataplane's epoch is the primary's replication id; a writer may
+    // WAIT for replica acks.
     let server = acl_redis();
-    let client = redis::Client::open(format!(
-        "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",
-        server.port
-    ))
-    .unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let role: Vec<redis::Value> = redis::cmd("ROLE")
+    let mut conn = user_conn(&server).await;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
         .query_async(&mut conn)
         .await
-        .expect("ROLE");
-    assert_eq!(
-        redis::from_redis_value::<String>(role[0].clone()).unwrap(),
-        "master"
-    );
+        .expect("INFO replication");
+    assert!(info.contains("role:master") && info.contains("master_replid:"));
     let acked: i64 = redis::cmd("WAIT")
         .arg(0)
         .arg(100)
@@ -154,44 +150,100 @@ async fn the_acl_user_may_ask_for_the_role_and_wait_for_replicas() {
     assert_eq!(acked, 0, "no replica here");
 }
 
-async fn put_report(server: &RedisServer, pod: &str, doc: serde_json::Value) {
-    let client = redis::Client::open(format!(
-        "redis://cachebridge:{USER_PASSWORD}@127.0.0.1:{}",
-        server.port
-    ))
-    .unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(format!("{PREFIX}stats:reader:{pod}"))
+async fn user_conn(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    stats::client(&server.url(), Some("cachebridge"), Some(USER_PASSWORD))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the ACL user logs in")
+}
+
+/// Stores `doc` as reader `pod`'s report, the way readers do (into the
+/// bridge's hash, as the ACL user), stamped with the reconciles' clock
+/// unless it says otherwise.
+async fn put_report(server: &RedisServer, pod: &str, mut doc: serde_json::Value) {
+    if let Some(fields) = doc.as_object_mut() {
+        fields
+            .entry("at")
+            .or_insert_with(|| json!(clock().to_string()));
+    }
+    let mut conn = user_conn(server).await;
+    let _: () = redis::cmd("HSET")
+        .arg(Keys::new(PREFIX).reader_stats())
+        .arg(pod)
         .arg(doc.to_string())
-        .arg("EX")
-        .arg(60)
         .query_async(&mut conn)
         .await
         .unwrap();
 }
 
+/// The pods whose reports are in the bridge's hash, as the admin sees it.
+async fn reporting_pods(server: &RedisServer) -> Vec<String> {
+    let mut conn = stats::client(&server.url(), None, Some(ADMIN_PASSWORD))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the admin logs in");
+    let mut pods: Vec<String> = redis::cmd("HKEYS")
+        .arg(Keys::new(PREFIX).reader_stats())
+        .query_async(&mut conn)
+        .await
+        .expect("HKEYS");
+    pods.sort();
+    pods
+}
+
 #[tokio::test]
-async fn read_reports_scans_the_bridge_documents_as_the_acl_user() {
+async fn read_reports_reads_the_bridge_hash_and_prunes_readers_that_are_gone() {
     let server = acl_redis();
-    put_report(&server, "r-0", json!({"hitRatio": 0.99, "l1HitRatio": 0.9, "dataAgeSeconds": 0.2, "at": "2026-01-01T00:00:00Z", "synced": true})).await;
-    put_report(&server, "r-1", json!({"hitRatio": 0.97, "l1HitRatio": null, "dataAgeSeconds": 0.6, "at": "2026-01-01T00:00:00Z"})).await;
+    put_report(
+        &server,
+        "r-0",
+        json!({"hitRatio": 0.99, "l1HitRatio": 0.9, "dataAgeSeconds": 0.2, "synced": true}),
+    )
+    .await;
+    put_report(
+        &server,
+        "r-1",
+        json!({"hitRatio": 0.97, "l1HitRatio": null, "dataAgeSeconds": 0.6}),
+    )
+    .await;
     put_report(&server, "r-2", json!("not a report")).await;
+    let two_minutes_ago = clock() - k8s_openapi::jiff::SignedDuration::from_secs(120);
+    put_report(
+        &server,
+        "r-gone",
+        json!({"hitRatio": 0.1, "at": two_minutes_ago.to_string()}),
+    )
+    .await;
     let target = stats::RedisTarget {
         url: server.url(),
         username: Some("cachebridge".into()),
         password: Some(USER_PASSWORD.into()),
     };
-    let mut reports = stats::read_reports(&target, PREFIX).await.expect("read");
+    let mut reports = stats::read_reports(&target, PREFIX, clock())
+        .await
+        .expect("read");
     reports.sort_by(|a, b| a.hit_ratio.partial_cmp(&b.hit_ratio).unwrap());
-    assert_eq!(reports.len(), 2, "the unreadable document is skipped");
+    assert_eq!(
+        reports.len(),
+        2,
+        "the unreadable and the old reports are left out"
+    );
     assert_eq!(reports[1].hit_ratio, Some(0.99));
+    assert_eq!(
+        reporting_pods(&server).await,
+        ["r-0", "r-1"],
+        "and deleted from the hash"
+    );
 
     let wrong = stats::RedisTarget {
         password: Some("wrong".into()),
         ..target
     };
-    let err = stats::read_reports(&wrong, PREFIX).await.unwrap_err();
+    let err = stats::read_reports(&wrong, PREFIX, clock())
+        .await
+        .unwrap_err();
     assert_eq!(err.metric_label(), "stats");
 }
 

@@ -1,11 +1,13 @@
 """Validation of manifests against the Kubernetes OpenAPI schemas (kubernetes-validate,
 strict: a field the schema does not know is an error, as with `kubectl apply`'s
-default strict field validation), and of the two kinds that are no Kubernetes
-built-in: CacheBridge (against the CRD's own schema) and ServiceMonitor."""
+default strict field validation), and of the kinds that are no Kubernetes built-in:
+CacheBridge (against the CRD's own schema) and prometheus-operator's ServiceMonitor,
+PodMonitor and PrometheusRule (against its CRDs, through generated models)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -53,71 +55,31 @@ def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-# The part of prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) that
-# this chart renders, written from its API reference: the CRD itself is not available
-# offline. Any field outside this subset fails, so the template cannot grow a typo.
-_SELECTOR = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "matchExpressions": {"type": "array"},
-    },
-}
-SERVICE_MONITOR_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {
-            "type": "object", "required": ["name", "namespace"],
-            "properties": {
-                "name": {"type": "string"}, "namespace": {"type": "string"},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-            "additionalProperties": False,
-        },
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "selector": _SELECTOR,
-                "namespaceSelector": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}},
-                },
-                "jobLabel": {"type": "string"},
-                "endpoints": {
-                    "type": "array", "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": {"type": "string"},
-                            "targetPort": {"type": ["string", "integer"]},
-                            "path": {"type": "string"},
-                            "scheme": {"enum": ["http", "https"]},
-                            "interval": {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
-                            "scrapeTimeout": {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
-                            "honorLabels": {"type": "boolean"},
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
+class NotRoundTripped(ValueError):
+    """An object whose model lost or changed fields: unknown to the CRD."""
+
+
+def _validate_prometheus_operator(doc: dict[str, Any]) -> None:
+    """prometheus-operator's kinds (ServiceMonitor, PodMonitor, PrometheusRule) against
+    its CRD schemas, as the typed models cloudcoil-models-prometheus-operator generates
+    from them (the CRD YAML itself is not available offline). The models ignore unknown
+    fields, so the object must come back unchanged from a round trip: a misspelt field
+    disappears, and fails."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    model = getattr(v1, doc["kind"])
+    back = model.model_validate(doc).model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if back != doc:
+        raise NotRoundTripped(f"fields unknown to prometheus-operator's {doc['kind']}: "
+                              f"{json.dumps(doc, sort_keys=True)} came back as {json.dumps(back, sort_keys=True)}")
 
 
 def validate(doc: dict[str, Any], version: str) -> None:
     """Raises (with the path of the offending field) if `doc` is not a valid object
     of its kind for Kubernetes `version`."""
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
-    if (api_version, kind) == ("monitoring.coreos.com/v1", "ServiceMonitor"):
-        jsonschema.Draft202012Validator(SERVICE_MONITOR_SCHEMA).validate(doc)
+    if api_version == "monitoring.coreos.com/v1":
+        _validate_prometheus_operator(doc)
         return
     crd_schema = _crd_schemas().get((api_version, kind))
     if crd_schema is not None:

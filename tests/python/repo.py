@@ -78,7 +78,36 @@ CASES = [
         namespace="ops",
     ),
     Case("pinned-digest", {"image": {"digest": "sha256:" + "ab" * 32}}),
+    # Observability: each piece alone, then all of them with their options set.
+    Case("pod-monitor", {"podMonitor": {"enabled": True}}),
+    Case("prometheus-rule", {"prometheusRule": {"enabled": True}}),
+    Case("grafana-dashboard", {"grafanaDashboard": {"enabled": True}}),
+    Case(
+        "monitoring",
+        {
+            "watchNamespace": "markets",
+            "serviceMonitor": {"enabled": True},
+            "podMonitor": {
+                "enabled": True, "interval": "15s", "scrapeTimeout": "5s", "labels": {"release": "prometheus"},
+                "scrapers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+            },
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "hitRatioThreshold": 0.9,
+                               "for": {"notReady": "10m", "dataStale": "5m", "hitRatioLow": "10m",
+                                       "coherenceResyncs": "15m", "breakerOpen": "5m", "reconcileErrors": "15m"}},
+            "grafanaDashboard": {"enabled": True, "namespace": "grafana",
+                                 "annotations": {"grafana_folder": "CacheBridge"}},
+        },
+        release="cb",
+        namespace="ops",
+    ),
 ]
+# The kinds and names only the observability options add.
+MONITORING_OBJECTS = {
+    "podMonitor": ("PodMonitor", "{fullname}-dataplane"),
+    "prometheusRule": ("PrometheusRule", "{fullname}"),
+    "grafanaDashboard": ("ConfigMap", "{fullname}-dashboard"),
+}
 
 
 def load_chart() -> helm.Chart:
@@ -111,13 +140,23 @@ def target_dir() -> Path:
 
 def build_operator() -> Path:
     """Builds the operator binary once (debug) and returns its path. Fails, never skips."""
+    return _build("cachebridge-operator")
+
+
+def build_dataplane() -> Path:
+    """Builds the dataplane binary (debug) and returns its path. Fails, never skips."""
+    return _build("cachebridge-dataplane")
+
+
+def _build(package: str) -> Path:
+    """`cargo build -p PACKAGE` (its binary has the package's name)."""
     result = subprocess.run(
-        ["cargo", "build", "--locked", "-q", "-p", "cachebridge-operator"],
+        ["cargo", "build", "--locked", "-q", "-p", package],
         cwd=ROOT, capture_output=True, text=True,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"cargo build -p cachebridge-operator failed:\n{result.stderr[-4000:]}")
-    binary = target_dir() / "debug" / "cachebridge-operator"
+        raise RuntimeError(f"cargo build -p {package} failed:\n{result.stderr[-4000:]}")
+    binary = target_dir() / "debug" / package
     if not binary.is_file():
         raise RuntimeError(f"cargo build succeeded but {binary} is missing")
     return binary

@@ -112,7 +112,8 @@ def _value_keys(values, prefix=""):
 
 # Values whose content is a Kubernetes object, checked by its own definition.
 FREE_FORM = {"resources", "podAnnotations", "podLabels", "nodeSelector", "affinity", "serviceMonitor.labels",
-             "serviceAccount.annotations"}
+             "serviceAccount.annotations", "podMonitor.labels", "prometheusRule.labels", "grafanaDashboard.labels",
+             "grafanaDashboard.annotations"}
 
 
 def test_schema_and_values_yaml_name_the_same_keys():

@@ -1,9 +1,16 @@
 //! Publishes this reader's cache figures into L3 for the operator.
 //!
 //! The operator shows a bridge's hit ratio and data age in `kubectl get
-//! cachebridges`. Rather than scraping every reader pod, it reads one small
-//! JSON document per reader from Redis, which each reader refreshes every
-//! few seconds with an expiry, so readers that are gone drop out by themselves.
+//! cachebridges`. Rather than scraping every reader pod, it reads one hash
+//! per bridge from Redis (`{prefix}stats:readers`), where each reader keeps
+//! one field (its pod name) holding a small JSON document with the time it
+//! was written (`at`), refreshed every few seconds. One hash, rather than
+//! one key per reader, lets the operator find every report without SCAN,
+//! which the bridge's ACL user may not run: SCAN would list every key name
+//! on a shared server, other bridges' included. Redis 7.0 has no per-field
+//! expiry: the operator ignores and prunes fields older than
+//! [`REPORT_EXPIRES_AFTER`], and the whole hash expires that long after the
+//! last report, so a bridge whose readers are all gone leaves nothing behind.
 
 use super::Reader;
 use crate::cache::envelope;
@@ -11,10 +18,12 @@ use crate::keys::logical;
 use crate::metrics::{Outcome, Tier};
 use std::time::{Duration, SystemTime};
 
-/// How often the figures are refreshed; the document lives six times longer.
+/// How often the figures are refreshed.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// A report older than this is a reader that is gone (six missed refreshes).
+pub const REPORT_EXPIRES_AFTER: Duration = Duration::from_secs(REPORT_EVERY.as_secs() * 6);
 
-/// The reader's name in the stats key: the pod name in Kubernetes.
+/// The reader's field in the stats hash: the pod name in Kubernetes.
 pub fn instance_name() -> String {
     std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -50,7 +59,7 @@ pub async fn figures(reader: &Reader) -> serde_json::Value {
 
 /// Refreshes the document forever.
 pub async fn report_loop(reader: Reader, instance: String) {
-    let key = reader.cache.keys().stats("reader", &instance);
+    let hash = reader.cache.keys().reader_stats();
     let mut every = tokio::time::interval(REPORT_EVERY);
     loop {
         every.tick().await;
@@ -58,7 +67,7 @@ pub async fn report_loop(reader: Reader, instance: String) {
         if let Err(e) = reader
             .cache
             .l3()
-            .put_stats(&key, &doc, REPORT_EVERY * 6)
+            .report_stats(&hash, &instance, &doc, REPORT_EXPIRES_AFTER)
             .await
         {
             tracing::debug!(error = %e, "reader figures not stored");

@@ -24,18 +24,21 @@ use crate::error::Result;
 use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
 
 /// What the operator itself brings to every build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The operator's namespace: its pods may reach managed Redis for cache figures.
     pub operator_namespace: String,
     /// The dataplane image of bridges that set none (`--dataplane-image`).
     pub dataplane_image: String,
+    /// Who scrapes the writers' metrics port (`--metrics-scrapers`): admitted
+    /// by each writer's NetworkPolicy. Readers' port is open to all anyway.
+    pub metrics_scrapers: Vec<NetworkPolicyPeer>,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
         Settings {
             operator_namespace: "cachebridge-system".into(),
             dataplane_image: cachebridge_api::v1alpha1::defaults::DATAPLANE_IMAGE.into(),
+            metrics_scrapers: Vec::new(),
         }
     }
 }
@@ -152,7 +156,7 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
         writer: WriterObjects {
             deployment: dataplane::writer_deployment(b, settings, &hash),
             service: dataplane::writer_service(b),
-            network_policy: policy::writer(b),
+            network_policy: policy::writer(b, settings),
         },
         reader: ReaderObjects {
             deployment: dataplane::reader_deployment(b, settings, &hash),

@@ -6,7 +6,8 @@
 //!   operator, which reads cache figures) reach its Redis and Sentinels
 //!   (Redis and Sentinel pods also reach each other); only its writer
 //!   and readers reach its Memcached; the readers' HTTP port is open; the
-//!   writer accepts nothing unless its source is `Ingest`.
+//!   writer accepts nothing unless its source is `Ingest`, but for the
+//!   metrics scrapers the operator was told of (`--metrics-scrapers`).
 //!
 //! Egress is left open: the pods need DNS and the API server, whose
 //! addresses differ from cluster to cluster.
@@ -14,7 +15,9 @@
 use super::Settings;
 use super::common::{meta, selector};
 use super::labels::{Component, NAME};
-use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT};
+use super::names::{
+    self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT, WRITER_STATUS_PORT,
+};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::SourceType;
 use k8s_openapi::api::networking::v1::{
@@ -112,8 +115,9 @@ pub fn reader(b: &Bridge) -> NetworkPolicy {
     policy(b, names::reader(b), Component::Reader, None, b.reader.port)
 }
 
-/// The writer listens only for `Ingest`, and only to pods of its namespace.
-pub fn writer(b: &Bridge) -> NetworkPolicy {
+/// The writer listens only for `Ingest`, and only to pods of its namespace;
+/// its metrics port only to the scrapers the operator was told of.
+pub fn writer(b: &Bridge, settings: &Settings) -> NetworkPolicy {
     let mut np = policy(
         b,
         names::writer(b),
@@ -124,12 +128,21 @@ pub fn writer(b: &Bridge) -> NetworkPolicy {
         }]),
         INGEST_PORT,
     );
-    if b.writer.source.type_ != SourceType::Ingest
-        && let Some(spec) = np.spec.as_mut()
-    {
-        // Ingress policy with no rule: every inbound connection is refused.
-        spec.ingress = None;
+    let Some(spec) = np.spec.as_mut() else {
+        return np;
+    };
+    let mut rules = spec.ingress.take().unwrap_or_default();
+    if b.writer.source.type_ != SourceType::Ingest {
+        // No ingest rule: without scrapers, every inbound connection is refused.
+        rules.clear();
     }
+    if !settings.metrics_scrapers.is_empty() {
+        rules.push(rule(
+            Some(settings.metrics_scrapers.clone()),
+            WRITER_STATUS_PORT,
+        ));
+    }
+    spec.ingress = (!rules.is_empty()).then_some(rules);
     np
 }
 
@@ -145,16 +158,20 @@ fn policy(
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(b, component)),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from,
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(port)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-            }]),
+            ingress: Some(vec![rule(from, port)]),
             ..Default::default()
         }),
+    }
+}
+
+fn rule(from: Option<Vec<NetworkPolicyPeer>>, port: i32) -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule {
+        from,
+        ports: Some(vec![NetworkPolicyPort {
+            port: Some(IntOrString::Int(port)),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
     }
 }
 

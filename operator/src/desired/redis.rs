@@ -31,40 +31,54 @@ pub const REDIS_UID: i64 = 999;
 
 /// What the bridge's ACL user may run: exactly what the dataplane (its Lua
 /// scripts included: Redis checks commands inside scripts against the
-/// caller's ACL) and the operator's stats reader send. Everything else,
-/// `KEYS`, `FLUSHALL`, `CONFIG`, `DEBUG` among them, is refused.
+/// caller's ACL) and the operator send, and nothing that tells one bridge
+/// about another on a shared server. Keys and channels are confined to the
+/// bridge's prefix by [`acl_rules`]; these are the commands, each reviewed
+/// for what it shows beyond the bridge's own keys (docs/security.md):
+/// - `SCAN`, `KEYS`, `RANDOMKEY`, `DBSIZE`, `PUBSUB` would list or count
+///   other bridges' keys and channels: refused. Readers report into one hash
+///   per bridge, which the operator reads with `HGETALL`.
+/// - `INFO` only with the `replication` section first (`master_replid`, the
+///   epoch, and `role`): plain `INFO` or `INFO keyspace` show the server's
+///   whole keyspace. (Redis checks only the first argument, so `INFO
+///   replication keyspace` passes: key counts per database, never names.)
+/// - `ROLE`, `EVAL`, `SCRIPT EXISTS`, `SETEX`: no longer sent by anything.
+/// - `CLIENT` only `SETNAME`: `CLIENT LIST` shows every connection's last
+///   command.
 pub const ACL_COMMANDS: &[&str] = &[
+    // Values, versions, sequence (also inside the scripts).
     "+get",
     "+set",
-    // redis-rs `set_ex` (the readers' stats documents) sends SETEX.
-    "+setex",
     "+exists",
     "+hget",
     "+hset",
-    // The readers' snapshot of every key's version after a failover.
+    // The readers' snapshot of every key's version after a failover, and
+    // the operator's read of the readers' reports.
     "+hgetall",
+    // The operator prunes reports of readers that are gone; the readers
+    // refresh the expiry of the reports' hash.
+    "+hdel",
+    "+expire",
     "+incr",
     "+xadd",
     "+xrange",
     "+publish",
     "+subscribe",
     "+unsubscribe",
+    // redis-rs runs scripts by EVALSHA and loads them on NOSCRIPT.
     "+evalsha",
-    "+eval",
     "+script|load",
-    "+script|exists",
-    "+scan",
     "+ping",
     "+hello",
     "+auth",
+    // A URL naming a database (`redis://host/2`).
     "+select",
     // Not `client|setinfo`: Redis 7.0 does not know it (an unknown ACL rule
     // stops the server), and clients ignore a refused SETINFO.
     "+client|setname",
-    "+info",
-    // Which server is the primary (a client following Sentinel checks), and
-    // how many replicas took a write.
-    "+role",
+    // The epoch and role: see above.
+    "+info|replication",
+    // How many replicas took a write.
     "+wait",
 ];
 

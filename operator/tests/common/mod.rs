@@ -96,12 +96,14 @@ pub struct Harness {
 }
 
 /// A fake API holding `objects`, with CacheBridge (and workload) status
-/// subresources; cache figures are not read (no Redis behind the bridges).
+/// subresources; cache figures are not read and an external Redis is not
+/// probed (no Redis behind the bridges).
 pub async fn harness(objects: Vec<Value>) -> Harness {
     harness_reading_stats(objects, false).await
 }
 
-/// Like [`harness`], reading cache figures from the bridges' Redis.
+/// Like [`harness`], reading cache figures from the bridges' Redis and
+/// probing an external one.
 pub async fn harness_with_stats(objects: Vec<Value>) -> Harness {
     harness_reading_stats(objects, true).await
 }
@@ -168,6 +170,7 @@ async fn harness_reading_stats(objects: Vec<Value>, read_stats: bool) -> Harness
         Arc::new(Metrics::new()),
     );
     ctx.read_stats = read_stats;
+    ctx.probe_redis = read_stats;
     Harness {
         client,
         writes,

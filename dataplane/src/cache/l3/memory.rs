@@ -51,10 +51,6 @@ impl MemoryStore {
         self.state().values.get(key).cloned()
     }
 
-    pub fn put_raw(&self, key: &str, value: Bytes) {
-        self.state().values.insert(key.to_owned(), value);
-    }
-
     pub fn publish(&self, logical: &str, env: &Envelope) -> PublishOutcome {
         let mut state = self.state();
         let current = state.versions.get(logical).copied().unwrap_or(0);

@@ -211,19 +211,20 @@ impl L3 {
         }
     }
 
-    /// Stores a small JSON document (process statistics) with an expiry.
-    pub async fn put_stats(
+    /// Stores this process's figures (a small JSON document) as field
+    /// `instance` of the hash `hash`, which expires `ttl` after the last
+    /// report of any instance. The embedded store keeps nothing: no one
+    /// outside this process could read it.
+    pub async fn report_stats(
         &self,
-        key: &str,
+        hash: &str,
+        instance: &str,
         json: &str,
         ttl: std::time::Duration,
     ) -> Result<(), TierError> {
         match self {
-            L3::Redis(s) => s.put_stats(key, json, ttl).await,
-            L3::Memory(s) => {
-                s.put_raw(key, Bytes::copy_from_slice(json.as_bytes()));
-                Ok(())
-            }
+            L3::Redis(s) => s.report_stats(hash, instance, json, ttl).await,
+            L3::Memory(_) => Ok(()),
         }
     }
 }

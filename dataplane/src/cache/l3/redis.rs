@@ -394,10 +394,24 @@ impl RedisStore {
             .boxed())
     }
 
-    pub async fn put_stats(&self, key: &str, json: &str, ttl: Duration) -> Result<(), TierError> {
+    /// HSET of this instance's field, and an expiry of the whole hash (Redis
+    /// 7.0 has no per-field TTL): the hash of a bridge whose readers are all
+    /// gone disappears by itself; stale fields of single readers are pruned
+    /// by the operator, which reads them all anyway.
+    pub async fn report_stats(
+        &self,
+        hash: &str,
+        instance: &str,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), TierError> {
         let (mut conn, _) = self.conn()?;
-        self.bounded(conn.set_ex(key, json, ttl.as_secs().max(1)))
-            .await
+        let mut pipe = redis::pipe();
+        pipe.hset(hash, instance, json)
+            .ignore()
+            .expire(hash, ttl.as_secs().max(1) as i64)
+            .ignore();
+        self.bounded(pipe.query_async(&mut conn)).await
     }
 
     async fn bounded<T>(
