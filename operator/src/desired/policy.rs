@@ -6,7 +6,8 @@
 //!   operator, which reads cache figures) reach its Redis and Sentinels
 //!   (Redis and Sentinel pods also reach each other); only its writer
 //!   and readers reach its Memcached; the readers' HTTP port is open; the
-//!   writer accepts nothing unless its source is `Ingest`.
+//!   writer's ingest port admits only the pods `writer.source.ingest.from`
+//!   names (nobody when it names none, or the source is not `Ingest`).
 //!
 //! Egress is left open: the pods need DNS and the API server, whose
 //! addresses differ from cluster to cluster.
@@ -16,7 +17,8 @@ use super::common::{meta, selector};
 use super::labels::{Component, NAME};
 use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT};
 use crate::validate::Bridge;
-use cachebridge_api::v1alpha1::SourceType;
+use super::dataplane;
+use cachebridge_api::v1alpha1::IngestPeer;
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
@@ -112,25 +114,48 @@ pub fn reader(b: &Bridge) -> NetworkPolicy {
     policy(b, names::reader(b), Component::Reader, None, b.reader.port)
 }
 
-/// The writer listens only for `Ingest`, and only to pods of its namespace.
+/// The writer listens only for `Ingest`, and only to the pods the user
+/// named in `writer.source.ingest.from`.
 pub fn writer(b: &Bridge) -> NetworkPolicy {
+    let peers: Vec<NetworkPolicyPeer> = b
+        .writer
+        .source
+        .ingest
+        .iter()
+        .flat_map(|i| &i.from)
+        .map(ingest_peer)
+        .collect();
     let mut np = policy(
         b,
         names::writer(b),
         Component::Writer,
-        Some(vec![NetworkPolicyPeer {
-            pod_selector: Some(LabelSelector::default()),
-            ..Default::default()
-        }]),
+        Some(peers.clone()),
         INGEST_PORT,
     );
-    if b.writer.source.type_ != SourceType::Ingest
+    if (!dataplane::ingests(b) || peers.is_empty())
         && let Some(spec) = np.spec.as_mut()
     {
         // Ingress policy with no rule: every inbound connection is refused.
+        // (An empty `from` would instead admit everyone.)
         spec.ingress = None;
     }
     np
+}
+
+/// One named client of ingest, as a NetworkPolicy peer. A peer with only a
+/// pod selector means pods of the bridge's namespace, as in a NetworkPolicy.
+fn ingest_peer(peer: &IngestPeer) -> NetworkPolicyPeer {
+    let labels = |m: &Option<BTreeMap<String, String>>| {
+        m.as_ref().map(|m| LabelSelector {
+            match_labels: Some(m.clone()),
+            ..Default::default()
+        })
+    };
+    NetworkPolicyPeer {
+        pod_selector: labels(&peer.pod_selector),
+        namespace_selector: labels(&peer.namespace_selector),
+        ..Default::default()
+    }
 }
 
 fn policy(
