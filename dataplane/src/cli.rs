@@ -309,9 +309,7 @@ impl WriterArgs {
         set(&mut c.writer.replay_speed, self.replay_speed);
         set(&mut c.redis.wait_replicas, self.redis_wait_replicas);
         set(&mut c.redis.wait_timeout, self.redis_wait_timeout);
-        c.writer.ingest_token_file = self
-            .ingest_token_file
-            .or(c.writer.ingest_token_file.take());
+        c.writer.ingest_token_file = self.ingest_token_file.or(c.writer.ingest_token_file.take());
     }
 }
 

@@ -44,14 +44,23 @@ async fn ingest_needs_the_token_and_follows_its_rotation() {
     let running = local(&link).await;
     let url = format!("http://{}", running.addr.unwrap());
 
-    for (token, detail) in [(None, "needs"), (Some("wrong-token"), "not the ingest token")] {
+    for (token, detail) in [
+        (None, "needs"),
+        (Some("wrong-token"), "not the ingest token"),
+    ] {
         let refused = post(&url, token, tick("AAA", 1.0, 1)).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refused.headers()["www-authenticate"], "Bearer");
-        assert_eq!(refused.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
         let problem: serde_json::Value = refused.json().await.unwrap();
         assert_eq!(problem["status"], 401);
-        assert!(problem["detail"].as_str().unwrap().contains(detail), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(detail),
+            "{problem}"
+        );
     }
 
     let accepted = post(&url, Some("first-token"), tick("BBB", 2.0, 1)).await;
@@ -68,7 +77,11 @@ async fn ingest_needs_the_token_and_follows_its_rotation() {
         .send()
         .await
         .unwrap();
-    assert_eq!(aaa.status(), StatusCode::NOT_FOUND, "a refused batch was applied");
+    assert_eq!(
+        aaa.status(),
+        StatusCode::NOT_FOUND,
+        "a refused batch was applied"
+    );
 
     rotate(dir.path(), &link, "v2", "second-token");
     let old = post(&url, Some("first-token"), tick("CCC", 3.0, 1)).await;

@@ -24,7 +24,12 @@ fn log_lines(format: &str) -> Vec<String> {
     let mut child = Proc(
         Command::new(BIN)
             .args(["--log-format", format, "local", "--listen", "127.0.0.1:0"])
-            .args(["--source", &format!("replay:{sample}"), "--replay-speed", "0"])
+            .args([
+                "--source",
+                &format!("replay:{sample}"),
+                "--replay-speed",
+                "0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

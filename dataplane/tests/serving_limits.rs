@@ -39,7 +39,10 @@ async fn local(http: HttpConfig) -> Running {
 fn raise_descriptor_limit() {
     let wanted = (5 * HELD + 1000) as u64;
     let got = rlimit::increase_nofile_limit(wanted).unwrap();
-    assert!(got >= wanted, "need {wanted} open files, the hard limit allows {got}");
+    assert!(
+        got >= wanted,
+        "need {wanted} open files, the hard limit allows {got}"
+    );
 }
 
 /// Opens a connection and sends `bytes`, in batches so the listener's
@@ -86,7 +89,12 @@ async fn slow_headers_and_bodies_are_closed_while_others_are_served() {
     raise_descriptor_limit();
     let running = local(short_limits()).await;
     let addr = running.addr.unwrap();
-    let partial_header = hold(addr, b"GET /api/v1/market/overview HTTP/1.1\r\nHost: x\r\n", HELD).await;
+    let partial_header = hold(
+        addr,
+        b"GET /api/v1/market/overview HTTP/1.1\r\nHost: x\r\n",
+        HELD,
+    )
+    .await;
     let partial_body = hold(
         addr,
         b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"symbol\":",
@@ -96,7 +104,10 @@ async fn slow_headers_and_bodies_are_closed_while_others_are_served() {
 
     // All 4000 are open; ordinary requests are still answered meanwhile.
     for _ in 0..20 {
-        assert_eq!(status_of(&format!("http://{addr}/healthz")).await, StatusCode::OK);
+        assert_eq!(
+            status_of(&format!("http://{addr}/healthz")).await,
+            StatusCode::OK
+        );
     }
 
     let patience = short_limits().header_read_timeout + PATIENCE;
@@ -112,19 +123,24 @@ async fn slow_headers_and_bodies_are_closed_while_others_are_served() {
         assert!(text.starts_with("HTTP/1.1 400"), "{text}");
         assert!(text.contains("did not arrive within"), "{text}");
     }
-    assert_eq!(status_of(&format!("http://{addr}/healthz")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&format!("http://{addr}/healthz")).await,
+        StatusCode::OK
+    );
     running.stop().await;
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
+async fn idle_connections_new_or_kept_alive_are_closed_after_the_idle_timeout() {
     let running = local(short_limits()).await;
     let addr = running.addr.unwrap();
     // Silent from the start.
     let silent = TcpStream::connect(addr).await.unwrap();
     // Kept alive after one answered request.
     let mut kept = TcpStream::connect(addr).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 512];
     let n = kept.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));

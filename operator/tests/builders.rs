@@ -344,19 +344,33 @@ fn ingest_needs_a_generated_token_and_admits_only_the_named_pods() {
     let (bridge, d) = desired(&example("external-redis.yaml"));
     let secret = d.writer.token_secret.as_ref().expect("a token Secret");
     assert_eq!(secret.metadata.name.as_deref(), Some("orders-ingest-token"));
-    assert_eq!(secret.data, None, "apply generates the token, not the builder");
+    assert_eq!(
+        secret.data, None,
+        "apply generates the token, not the builder"
+    );
     assert_ne!(secret.immutable, Some(true), "rotation edits it");
     assert_eq!(
         desired::secret::generated_keys(secret),
         ["token".to_string()]
     );
     // Mounted (a rotated Secret reaches the pod without a restart) and named.
-    let pod = d.writer.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = d
+        .writer
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     let volume = pod
         .volumes
         .iter()
         .flatten()
-        .find(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("orders-ingest-token"))
+        .find(|v| {
+            v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("orders-ingest-token")
+        })
         .expect("the token Secret is mounted");
     let container = &pod.containers[0];
     let mount = container
@@ -373,7 +387,15 @@ fn ingest_needs_a_generated_token_and_admits_only_the_named_pods() {
         .expect("the writer is told where the token is");
     assert_eq!(file, format!("{}/token", mount.mount_path));
     // Only the pods the spec names reach port 9090.
-    let rules = d.writer.network_policy.spec.as_ref().unwrap().ingress.as_ref().unwrap();
+    let rules = d
+        .writer
+        .network_policy
+        .spec
+        .as_ref()
+        .unwrap()
+        .ingress
+        .as_ref()
+        .unwrap();
     let from = serde_json::to_value(&rules[0].from).unwrap();
     assert_eq!(
         from,
@@ -410,7 +432,14 @@ fn dataplane_pods_log_json_without_colour() {
     for example_name in ["minimal.yaml", "full.yaml", "external-redis.yaml"] {
         let (_, d) = desired(&example(example_name));
         for deployment in [&d.writer.deployment, &d.reader.deployment] {
-            let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let pod = deployment
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap();
             let env = pod.containers[0].env.as_ref().unwrap();
             let format = env.iter().find(|e| e.name == "CACHEBRIDGE_LOG_FORMAT");
             assert_eq!(

@@ -132,9 +132,15 @@ mod tests {
     fn a_missing_or_empty_file_is_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        assert!(matches!(TokenFile::open(&path), Err(TokenError::Read { .. })));
+        assert!(matches!(
+            TokenFile::open(&path),
+            Err(TokenError::Read { .. })
+        ));
         std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(TokenFile::open(&path), Err(TokenError::Empty { .. })));
+        assert!(matches!(
+            TokenFile::open(&path),
+            Err(TokenError::Empty { .. })
+        ));
     }
 
     #[test]

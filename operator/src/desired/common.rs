@@ -4,8 +4,8 @@ use super::labels::{self, Component};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::Resources;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, SecretVolumeSource, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
-    ResourceRequirements, Volume, VolumeMount, WeightedPodAffinityTerm,
+    Affinity, ConfigMapVolumeSource, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    ResourceRequirements, SecretVolumeSource, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};

@@ -12,7 +12,8 @@ use super::common::{
 use super::config::REPLAY_DIR;
 use super::labels::{self, CONFIG_HASH, Component};
 use super::names::{
-    self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT, INGEST_TOKEN_DIR, INGEST_TOKEN_KEY, WRITER_STATUS_PORT,
+    self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT, INGEST_TOKEN_DIR, INGEST_TOKEN_KEY,
+    WRITER_STATUS_PORT,
 };
 use super::pod_security::{ApiAccess, restricted};
 use crate::validate::Bridge;
@@ -64,7 +65,10 @@ pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> 
         // Mounted, not an env var from the Secret: the kubelet updates a
         // mounted Secret in place, so a rotated token needs no restart.
         volumes.push(secret_volume("ingest-token", names::ingest_secret(b)));
-        push_mount(&mut container, mount("ingest-token", INGEST_TOKEN_DIR, true));
+        push_mount(
+            &mut container,
+            mount("ingest-token", INGEST_TOKEN_DIR, true),
+        );
         container.env.get_or_insert_with(Vec::new).push(EnvVar {
             name: "CACHEBRIDGE_INGEST_TOKEN_FILE".into(),
             value: Some(format!("{INGEST_TOKEN_DIR}/{INGEST_TOKEN_KEY}")),

@@ -180,8 +180,7 @@ pub fn password_secret(b: &Bridge) -> (String, String) {
 
 /// The Secret key holding the ingest token, for the `Ingest` source.
 pub fn ingest_token_secret(b: &Bridge) -> Option<(String, String)> {
-    dataplane::ingests(b)
-        .then(|| (names::ingest_secret(b), names::INGEST_TOKEN_KEY.to_string()))
+    dataplane::ingests(b).then(|| (names::ingest_secret(b), names::INGEST_TOKEN_KEY.to_string()))
 }
 
 /// Every Secret the dataplane reads: the Redis password's and, for an

@@ -14,10 +14,10 @@
 
 use super::Settings;
 use super::common::{meta, selector};
+use super::dataplane;
 use super::labels::{Component, NAME};
 use super::names::{self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT};
 use crate::validate::Bridge;
-use super::dataplane;
 use cachebridge_api::v1alpha1::IngestPeer;
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
