@@ -10,15 +10,16 @@ use crate::cache::l3::L3;
 use crate::cache::l3::memory::MemoryStore;
 use crate::cache::l3::redis::{Locator, RedisStore, StoreSettings};
 use crate::cache::l3::sentinel::{Login, Sentinels};
-use crate::config::{Config, Source};
+use crate::config::{Config, HttpConfig, Source};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::reader::coherence::Coherence;
 use crate::reader::{Reader, stats};
+use crate::serve;
 use crate::writer::publisher::{Publisher, ReplicaWait};
+use crate::writer::token::{TokenError, TokenFile};
 use crate::writer::{self, ingest, sources};
 use axum::Router;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Replay(#[from] sources::ReplayError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// Secrets a process needs, kept apart from [`Config`] so they can never
@@ -286,31 +289,25 @@ impl Running {
         self.tasks.shutdown().await;
     }
 
-    /// Serves `router` on `addr` until `stop`; returns the bound address.
-    async fn serve(&mut self, addr: SocketAddr, router: Router) -> Result<SocketAddr, StartError> {
+    /// Serves `router` on `addr` within `limits` until `stop`; returns the
+    /// bound address.
+    async fn serve(
+        &mut self,
+        addr: SocketAddr,
+        router: Router,
+        limits: &HttpConfig,
+    ) -> Result<SocketAddr, StartError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
-        // Small JSON answers: send them now rather than waiting to coalesce.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let router = with_request_tracing(router);
-        let mut stopping = self.shutdown.subscribe();
-        let stopped = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
-        self.servers.spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
+        let stopping = self.shutdown.subscribe();
+        let limits = limits.clone();
+        self.servers
+            .spawn(async move { serve::serve(listener, router, &limits, stopping).await });
         Ok(bound)
     }
 }
@@ -388,7 +385,9 @@ async fn start_reader_with(
     running
         .tasks
         .spawn(stats::report_loop(reader.clone(), stats::instance_name()));
-    let addr = running.serve(config.reader.listen, reader.router()).await?;
+    let addr = running
+        .serve(config.reader.listen, reader.router(), &config.http)
+        .await?;
     tracing::info!(%addr, "reader listening");
     running.addr = Some(addr);
     Ok(running)
@@ -410,13 +409,13 @@ async fn start_writer_with(
     let status = writer::status::router(healthy, Arc::clone(&metrics));
     let (ingest_at, status_at) = (config.writer.ingest_listen, config.writer.status_listen);
     if let Some(listen) = ingest_at {
-        let router = ingest::router(book, metrics).merge(status.clone());
-        let addr = running.serve(listen, router).await?;
+        let router = ingest::router(book, metrics, ingest_token(config)?).merge(status.clone());
+        let addr = running.serve(listen, router, &config.http).await?;
         tracing::info!(%addr, "ingest listening: POST /ingest (and /healthz, /readyz, /metrics)");
         running.addr = Some(addr);
     }
     if let Some(listen) = status_at.filter(|s| Some(*s) != ingest_at) {
-        let addr = running.serve(listen, status).await?;
+        let addr = running.serve(listen, status, &config.http).await?;
         tracing::info!(%addr, "status listening: /healthz, /readyz, /metrics");
     }
     Ok(running)
@@ -440,9 +439,24 @@ async fn start_local_with(
     // The reader's readiness speaks for `local`; the writer's is not served.
     let (book, _) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
     running.tasks.spawn(Arc::clone(&reader.coherence).run());
-    let router = reader.router().merge(ingest::router(book, metrics));
-    running.addr = Some(running.serve(config.reader.listen, router).await?);
+    let router = reader
+        .router()
+        .merge(ingest::router(book, metrics, ingest_token(config)?));
+    running.addr = Some(
+        running
+            .serve(config.reader.listen, router, &config.http)
+            .await?,
+    );
     Ok(running)
+}
+
+/// The ingest token file, if one is configured; read once now so a wrong
+/// path stops the start instead of refusing every batch later.
+fn ingest_token(config: &Config) -> Result<Option<Arc<TokenFile>>, StartError> {
+    let Some(path) = &config.writer.ingest_token_file else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(TokenFile::open(path)?)))
 }
 
 fn spawn_writer(

@@ -63,6 +63,8 @@ pub enum Command {
         writer: WriterArgs,
         #[command(flatten)]
         listen: ListenArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// The trading-service side: ingests ticks and publishes market views into the cache.
     Writer {
@@ -72,6 +74,8 @@ pub enum Command {
         cache: CacheArgs,
         #[command(flatten)]
         writer: WriterArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// The web side: serves market views from L1 → Memcached → Redis over HTTP.
     Reader {
@@ -81,6 +85,8 @@ pub enum Command {
         cache: CacheArgs,
         #[command(flatten)]
         listen: ListenArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Prints the effective configuration as YAML (a starting point for --config).
     ShowConfig {
@@ -92,6 +98,8 @@ pub enum Command {
         writer: WriterArgs,
         #[command(flatten)]
         listen: ListenArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
 }
 
@@ -207,6 +215,29 @@ pub struct WriterArgs {
     /// The longest to wait for them [default: 100ms].
     #[arg(long, env = "CACHEBRIDGE_REDIS_WAIT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub redis_wait_timeout: Option<Duration>,
+    /// File holding the bearer token POST /ingest requires (a mounted Secret; re-read when it changes).
+    #[arg(long, env = "CACHEBRIDGE_INGEST_TOKEN_FILE", value_name = "FILE")]
+    pub ingest_token_file: Option<PathBuf>,
+}
+
+/// Limits every HTTP server of the process applies to its clients.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Longest a client may take from a request's first byte to the end of its header [default: 10s].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_HEADER_READ_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_header_read_timeout: Option<Duration>,
+    /// Longest a client may take to send a request body after its header [default: 30s].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_BODY_READ_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_body_read_timeout: Option<Duration>,
+    /// Longest a connection may wait for its next request [default: 60s].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Option<Duration>,
+    /// Open connections per server; more are answered 503 and closed [default: 2048].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub http_max_connections: Option<usize>,
+    /// Largest request body; a larger Content-Length gets 413 at once [default: 16777216].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub http_max_body_bytes: Option<u64>,
 }
 
 /// Where the HTTP API listens.
@@ -278,6 +309,18 @@ impl WriterArgs {
         set(&mut c.writer.replay_speed, self.replay_speed);
         set(&mut c.redis.wait_replicas, self.redis_wait_replicas);
         set(&mut c.redis.wait_timeout, self.redis_wait_timeout);
+        c.writer.ingest_token_file = self.ingest_token_file.or(c.writer.ingest_token_file.take());
+    }
+}
+
+impl HttpArgs {
+    pub fn apply(self, c: &mut Config) {
+        let h = &mut c.http;
+        set(&mut h.header_read_timeout, self.http_header_read_timeout);
+        set(&mut h.body_read_timeout, self.http_body_read_timeout);
+        set(&mut h.idle_timeout, self.http_idle_timeout);
+        set(&mut h.max_connections, self.http_max_connections);
+        set(&mut h.max_body_bytes, self.http_max_body_bytes);
     }
 }
 
@@ -320,8 +363,10 @@ impl Cli {
                 cache,
                 writer,
                 listen,
+                http,
             } => {
                 apply_all(&mut config, tiers, cache, writer, listen);
+                http.apply(&mut config);
                 Role::Local
             }
             Command::ShowConfig {
@@ -329,28 +374,34 @@ impl Cli {
                 cache,
                 writer,
                 listen,
+                http,
             } => {
                 apply_all(&mut config, tiers, cache, writer, listen);
+                http.apply(&mut config);
                 Role::ShowConfig
             }
             Command::Writer {
                 tiers,
                 cache,
                 writer,
+                http,
             } => {
                 tiers.apply(&mut config);
                 cache.apply(&mut config);
                 writer.apply(&mut config);
+                http.apply(&mut config);
                 Role::Writer
             }
             Command::Reader {
                 tiers,
                 cache,
                 listen,
+                http,
             } => {
                 tiers.apply(&mut config);
                 cache.apply(&mut config);
                 listen.apply(&mut config);
+                http.apply(&mut config);
                 Role::Reader
             }
         };
@@ -452,6 +503,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--redis-master"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_and_the_token_file_come_from_flags() {
+        let (_, config) = parse(&[
+            "x",
+            "writer",
+            "--http-header-read-timeout",
+            "2s",
+            "--http-body-read-timeout",
+            "3s",
+            "--http-idle-timeout",
+            "4s",
+            "--http-max-connections",
+            "5",
+            "--http-max-body-bytes",
+            "6",
+            "--ingest-token-file",
+            "/run/token",
+        ]);
+        let http = &config.http;
+        assert_eq!(http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(http.body_read_timeout, Duration::from_secs(3));
+        assert_eq!(http.idle_timeout, Duration::from_secs(4));
+        assert_eq!((http.max_connections, http.max_body_bytes), (5, 6));
+        assert_eq!(
+            config.writer.ingest_token_file.as_deref(),
+            Some(std::path::Path::new("/run/token"))
+        );
+        let err = Cli::try_parse_from(["x", "reader", "--http-max-connections", "0"])
+            .unwrap()
+            .into_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("connection limit"), "{err}");
     }
 
     #[test]

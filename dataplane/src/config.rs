@@ -25,6 +25,8 @@ pub struct Config {
     pub coherence: CoherenceConfig,
     pub writer: WriterConfig,
     pub reader: ReaderConfig,
+    /// Limits of every HTTP server of the process (API, ingest, status).
+    pub http: HttpConfig,
 }
 
 /// Namespace and name of the CacheBridge this process serves.
@@ -139,6 +141,45 @@ pub struct WriterConfig {
     pub movers: usize,
     /// Replay pace: 1.0 follows the file's timestamps, 0 replays at once.
     pub replay_speed: f64,
+    /// A file holding the bearer token `POST /ingest` requires (a mounted
+    /// Secret, re-read when it changes). The token itself is never part of
+    /// this struct. None leaves ingest unauthenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingest_token_file: Option<PathBuf>,
+}
+
+/// What a client may hold of an HTTP server: how long it may take to send a
+/// request, how long it may stay idle, how many connections and how large a
+/// body. Slow or silent clients are closed, not waited for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConfig {
+    /// From the first byte of a request to the end of its header.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// From the end of a request's header to the end of its body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// How long a connection may wait for its next request (or its first).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open connections per server; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Largest request body; a larger `Content-Length` is refused with 413
+    /// before the body is read.
+    pub max_body_bytes: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2048,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 /// Where the writer's ticks come from.
@@ -272,6 +313,7 @@ impl Default for WriterConfig {
             publish_interval: Duration::from_millis(250),
             movers: 10,
             replay_speed: 1.0,
+            ingest_token_file: None,
         }
     }
 }
@@ -347,6 +389,22 @@ impl Config {
         }
         if !(self.writer.replay_speed.is_finite() && self.writer.replay_speed >= 0.0) {
             return bad("replay speed must be 0 (as fast as possible) or a positive factor".into());
+        }
+        let http = &self.http;
+        if [
+            http.header_read_timeout,
+            http.body_read_timeout,
+            http.idle_timeout,
+        ]
+        .iter()
+        .any(Duration::is_zero)
+            || http.max_connections == 0
+            || http.max_body_bytes == 0
+        {
+            return bad(
+                "HTTP timeouts, the connection limit and the body size limit must be above zero"
+                    .into(),
+            );
         }
         for server in &self.memcached.servers {
             if !is_host_port(server) {

@@ -9,6 +9,7 @@
 //! - [`market`]: the pure market logic (ticks, book, views, signals);
 //! - [`config`] and [`cli`]: the one config struct and how flags fill it;
 //! - [`app`]: wiring a config into running tasks;
+//! - [`serve`]: the HTTP server loop and its limits on clients;
 //! - [`bridge`]: `--bridge`, settings from a CacheBridge's status.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod market;
 pub mod metrics;
 pub mod reader;
+pub mod serve;
 pub mod telemetry;
 pub mod tls;
 pub mod writer;

@@ -22,7 +22,7 @@
 use crate::FIELD_MANAGER;
 use crate::caches::{Caches, SeenSecrets, cached};
 use crate::desired::labels::APPLIED_HASH;
-use crate::desired::secret::GENERATED;
+use crate::desired::secret::generated_keys;
 use crate::desired::{Child, ChildKey, Desired, Kind};
 use crate::error::{Error, Result};
 use crate::validate::Bridge;
@@ -243,11 +243,12 @@ async fn ensure_stateful_set(
     }
 }
 
-/// The generated Secret: created once with fresh passwords, then only its
-/// metadata is kept current (the data goes back unchanged: the Secret is
-/// immutable, and SSA would drop fields the manager stops sending). An
-/// existing Secret without the keys was made by someone else: the operator
-/// will not overwrite a password that may be in use.
+/// A generated Secret: created once with fresh values for the keys it
+/// names, then only its metadata is kept current (the data goes back
+/// unchanged, read afresh: SSA would drop fields the manager stops sending,
+/// and a mutable Secret, the ingest token, may have been rotated since it
+/// was last seen). An existing Secret without the keys was made by someone
+/// else: the operator will not overwrite a value that may be in use.
 ///
 /// API read: Secrets are not watched (see `caches`), so the live Secret is
 /// as last seen, read again with one GET at most every
@@ -261,22 +262,24 @@ async fn ensure_secret(api: Api<Secret>, seen: &SeenSecrets, desired: &Secret) -
         Some(Some(live)) => Some((*live).clone()),
         _ => api.get_opt(&name).await?,
     };
+    let keys = generated_keys(desired);
     let (data, outcome) = match live {
         Some(live) => {
             let data = live.data.clone().unwrap_or_default();
-            if let Some(missing) = GENERATED.iter().find(|k| !data.contains_key(**k)) {
+            if let Some(missing) = keys.iter().find(|k| !data.contains_key(*k)) {
                 return Err(Error::ForeignSecret {
                     name,
-                    missing: (*missing).to_string(),
+                    missing: missing.clone(),
                 });
             }
             if up_to_date(&serde_json::to_value(&live)?, &body) {
                 seen.remember(&ns, &name, Some(live));
                 return Ok(Outcome::Unchanged);
             }
-            (data, Outcome::Updated)
+            let fresh = api.get_opt(&name).await?.and_then(|s| s.data);
+            (fresh.unwrap_or(data), Outcome::Updated)
         }
-        None => (generated_passwords(), Outcome::Created),
+        None => (generated_values(&keys), Outcome::Created),
     };
     body["data"] = serde_json::to_value(data)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -285,15 +288,9 @@ async fn ensure_secret(api: Api<Secret>, seen: &SeenSecrets, desired: &Secret) -
     Ok(outcome)
 }
 
-fn generated_passwords() -> BTreeMap<String, ByteString> {
-    GENERATED
-        .iter()
-        .map(|k| {
-            (
-                (*k).to_string(),
-                ByteString(generate_password().into_bytes()),
-            )
-        })
+fn generated_values(keys: &[String]) -> BTreeMap<String, ByteString> {
+    keys.iter()
+        .map(|k| (k.clone(), ByteString(generate_password().into_bytes())))
         .collect()
 }
 

@@ -97,6 +97,8 @@ pub fn compute(
             sentinel: config::sentinel_endpoints(b),
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
+        ingest_token_secret: desired::ingest_token_secret(b)
+            .map(|(name, key)| SecretKeySelector { name, key }),
         redis_primary,
         redis_username: config::redis_username(b),
         key_prefix: b.key_prefix.clone(),

@@ -340,6 +340,118 @@ fn ingest_source_listens_on_9090_and_gets_a_service() {
 }
 
 #[test]
+fn ingest_needs_a_generated_token_and_admits_only_the_named_pods() {
+    let (bridge, d) = desired(&example("external-redis.yaml"));
+    let secret = d.writer.token_secret.as_ref().expect("a token Secret");
+    assert_eq!(secret.metadata.name.as_deref(), Some("orders-ingest-token"));
+    assert_eq!(
+        secret.data, None,
+        "apply generates the token, not the builder"
+    );
+    assert_ne!(secret.immutable, Some(true), "rotation edits it");
+    assert_eq!(
+        desired::secret::generated_keys(secret),
+        ["token".to_string()]
+    );
+    // Mounted (a rotated Secret reaches the pod without a restart) and named.
+    let pod = d
+        .writer
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| {
+            v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("orders-ingest-token")
+        })
+        .expect("the token Secret is mounted");
+    let container = &pod.containers[0];
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == volume.name)
+        .unwrap();
+    let env: Vec<_> = container.env.iter().flatten().collect();
+    let file = env
+        .iter()
+        .find(|e| e.name == "CACHEBRIDGE_INGEST_TOKEN_FILE")
+        .and_then(|e| e.value.clone())
+        .expect("the writer is told where the token is");
+    assert_eq!(file, format!("{}/token", mount.mount_path));
+    // Only the pods the spec names reach port 9090.
+    let rules = d
+        .writer
+        .network_policy
+        .spec
+        .as_ref()
+        .unwrap()
+        .ingress
+        .as_ref()
+        .unwrap();
+    let from = serde_json::to_value(&rules[0].from).unwrap();
+    assert_eq!(
+        from,
+        serde_json::json!([{"podSelector": {"matchLabels": {"app": "order-router"}}}])
+    );
+    // What the status names (`status.ingestTokenSecret`).
+    assert_eq!(
+        desired::ingest_token_secret(&bridge),
+        Some(("orders-ingest-token".to_string(), "token".to_string()))
+    );
+
+    // Naming nobody admits nobody; without Ingest there is no token at all.
+    let closed = example("external-redis.yaml").replace(
+        "      ingest:\n        from:\n          - podSelector:\n              app: order-router\n",
+        "",
+    );
+    assert_ne!(closed, example("external-redis.yaml"));
+    let (_, d) = desired(&closed);
+    assert_eq!(d.writer.network_policy.spec.unwrap().ingress, None);
+    let (bridge, d) = desired(&example("minimal.yaml"));
+    assert!(d.writer.token_secret.is_none());
+    assert_eq!(desired::ingest_token_secret(&bridge), None);
+    let stale = format!("{}-ingest-token", bridge.name);
+    assert!(
+        d.unwanted(&bridge)
+            .iter()
+            .any(|k| k.kind == Kind::Secret && k.name == stale),
+        "a token Secret left from an earlier Ingest source is deleted"
+    );
+}
+
+#[test]
+fn dataplane_pods_log_json_without_colour() {
+    for example_name in ["minimal.yaml", "full.yaml", "external-redis.yaml"] {
+        let (_, d) = desired(&example(example_name));
+        for deployment in [&d.writer.deployment, &d.reader.deployment] {
+            let pod = deployment
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap();
+            let env = pod.containers[0].env.as_ref().unwrap();
+            let format = env.iter().find(|e| e.name == "CACHEBRIDGE_LOG_FORMAT");
+            assert_eq!(
+                format.and_then(|e| e.value.as_deref()),
+                Some("json"),
+                "{example_name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_config_change_changes_the_pod_template_hash_and_nothing_else_does() {
     let base = example("minimal.yaml");
     let (_, before) = desired(&base);

@@ -72,6 +72,20 @@ fn valid_resources_pass() {
             bridge(json!({"writer": {"source": {"type": "Ingest"}}})),
         ),
         (
+            "ingest open to named pods and namespaces",
+            bridge(
+                json!({"writer": {"source": {"type": "Ingest", "ingest": {"from": [
+                    {"podSelector": {"app": "order-router"}},
+                    {"namespaceSelector": {"kubernetes.io/metadata.name": "trading"}, "podSelector": {"app": "feed"}},
+                    {"namespaceSelector": {"team": "pricing"}}
+                ]}}}}),
+            ),
+        ),
+        (
+            "ingest open to nobody",
+            bridge(json!({"writer": {"source": {"type": "Ingest", "ingest": {"from": []}}}})),
+        ),
+        (
             "limits equal requests",
             bridge(
                 json!({"reader": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "1024Mi"}}}}),
@@ -104,6 +118,32 @@ fn invalid_resources_fail_with_a_message_naming_the_problem() {
             "redis managed and external",
             bridge(json!({"redis": {"managed": {}, "external": external_redis()}})),
             "set exactly one of redis.managed and redis.external",
+        ),
+        (
+            "ingest access without the ingest source",
+            bridge(
+                json!({"writer": {"source": {"type": "Synthetic", "ingest": {"from": [{"podSelector": {"a": "b"}}]}}}}),
+            ),
+            "writer.source.ingest is only for writer.source.type Ingest",
+        ),
+        (
+            "ingest peer without a selector",
+            bridge(json!({"writer": {"source": {"type": "Ingest", "ingest": {"from": [{}]}}}})),
+            "every writer.source.ingest.from entry needs podSelector or namespaceSelector",
+        ),
+        (
+            "ingest peer with an empty pod selector",
+            bridge(
+                json!({"writer": {"source": {"type": "Ingest", "ingest": {"from": [{"podSelector": {}}]}}}}),
+            ),
+            "podSelector must name at least one label",
+        ),
+        (
+            "ingest peer with an empty namespace selector",
+            bridge(
+                json!({"writer": {"source": {"type": "Ingest", "ingest": {"from": [{"namespaceSelector": {}}]}}}}),
+            ),
+            "namespaceSelector must name at least one label",
         ),
         (
             "redis neither",

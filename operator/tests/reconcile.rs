@@ -704,9 +704,11 @@ async fn a_steady_bridge_is_reconciled_without_a_single_api_read() {
     h.reconcile("quotes").await.unwrap();
     assert_eq!(
         h.reads.take(),
-        ["get quotes-redis-password"],
+        ["get quotes-redis-password", "get quotes-ingest-token"],
         "first pass: children come from the (empty) caches; only the password \
-         Secret's absence is confirmed by the API before passwords are generated"
+         Secret's absence is confirmed by the API before passwords are generated, \
+         and an ingest token Secret left from an earlier Ingest source is looked for \
+         (Secrets are not watched), to be deleted"
     );
     h.make_all_ready("quotes").await;
     h.reconcile("quotes").await.unwrap();

@@ -236,6 +236,7 @@ impl Default for SourceSpec {
             tick_rate: tick_rate(),
             symbols: symbols(),
             replay: None,
+            ingest: None,
         }
     }
 }

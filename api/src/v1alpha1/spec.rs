@@ -13,6 +13,7 @@ use kube::CustomResource;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A Go/Kubernetes duration like `250ms`, `30s`, `5m`, `1h30m` (CEL `duration()` syntax).
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
@@ -308,6 +309,7 @@ pub struct WriterSpec {
 /// The writer's tick source.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("self.type != 'Replay' || has(self.replay)").message("writer.source.type Replay needs writer.source.replay"))]
+#[x_kube(validation = Rule::new("self.type == 'Ingest' || !has(self.ingest)").message("writer.source.ingest is only for writer.source.type Ingest"))]
 #[serde(rename_all = "camelCase")]
 pub struct SourceSpec {
     /// `Synthetic`: a seeded random walk; `Replay`: a tick file from a
@@ -329,6 +331,41 @@ pub struct SourceSpec {
     /// The tick file for `Replay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySource>,
+    /// Who may reach `POST /ingest` (type `Ingest` only). Unset or an empty
+    /// `from`: nobody, the writer's NetworkPolicy admits no client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<IngestAccess>,
+}
+
+/// The clients of the writer's ingest port. Each also needs the bearer token
+/// from the Secret named in `status.ingestTokenSecret`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestAccess {
+    /// Pods admitted to the ingest port; each entry admits the pods its
+    /// selectors match, nothing more.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub from: Vec<IngestPeer>,
+}
+
+/// Pods by their labels, in this namespace or in namespaces by their labels
+/// (both given: those pods in those namespaces). Selectors match labels
+/// exactly and must name at least one label: an empty selector would admit
+/// every pod (or namespace), which is what this field exists to prevent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.podSelector) || has(self.namespaceSelector)").message("every writer.source.ingest.from entry needs podSelector or namespaceSelector"))]
+#[serde(rename_all = "camelCase")]
+pub struct IngestPeer {
+    /// Labels the admitted pods carry (`matchLabels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("writer.source.ingest.from podSelector must name at least one label: an empty one admits every pod"))]
+    pub pod_selector: Option<BTreeMap<String, String>>,
+    /// Labels of the namespaces the admitted pods run in (`matchLabels`),
+    /// like `kubernetes.io/metadata.name: trading`. Unset: the bridge's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("writer.source.ingest.from namespaceSelector must name at least one label: an empty one admits every namespace"))]
+    pub namespace_selector: Option<BTreeMap<String, String>>,
 }
 
 /// Kinds of tick source.

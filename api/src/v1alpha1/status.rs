@@ -44,6 +44,10 @@ pub struct CacheBridgeStatus {
     /// The Secret key with the Redis password the dataplane uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeySelector>,
+    /// The Secret key with the bearer token `POST /ingest` requires (source
+    /// `Ingest` only): give it to the trading service that sends ticks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_token_secret: Option<SecretKeySelector>,
     /// The Redis primary as last observed through Sentinel: the pod name for a
     /// managed Redis (like `NAME-redis-1`), `HOST:PORT` for an external one.
     /// Unset when Redis has no Sentinel (or none has answered yet).

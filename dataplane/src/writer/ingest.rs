@@ -4,35 +4,73 @@
 //! whole body is validated before any tick touches the book, and the first
 //! bad line is reported with its number and field, so the sender can fix it
 //! and resend the batch without creating duplicates.
+//!
+//! With a token file configured, a request without `Authorization: Bearer
+//! <token>` is refused with 401 before its body is read. The body size limit
+//! is the server's (see [`crate::serve`]).
 
 use super::SharedBook;
 use super::sources::apply;
+use super::token::TokenFile;
 use crate::market::tick::parse_ndjson;
 use crate::metrics::Metrics;
+use crate::reader::respond::problem;
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Largest accepted batch.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 #[derive(Clone)]
 struct Ingest {
     book: SharedBook,
     metrics: Arc<Metrics>,
+    token: Option<Arc<TokenFile>>,
 }
 
-/// The ingest routes, to serve alone (writer) or beside the API (`local`).
-pub fn router(book: SharedBook, metrics: Arc<Metrics>) -> Router {
+/// The ingest routes, to serve alone (writer) or beside the API (`local`);
+/// with a token, only requests bearing it reach the batch.
+pub fn router(book: SharedBook, metrics: Arc<Metrics>, token: Option<Arc<TokenFile>>) -> Router {
+    let state = Ingest {
+        book,
+        metrics,
+        token,
+    };
     Router::new()
         .route("/ingest", post(ingest))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Ingest { book, metrics })
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// Lets a request through when no token is configured or it bears the
+/// token; otherwise answers 401 without reading the body.
+async fn authorize(State(state): State<Ingest>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match presented {
+        Some(presented) if token.accepts(presented.trim_ascii()) => next.run(request).await,
+        Some(_) => unauthorized(&state, "the bearer token is not the ingest token"),
+        None => unauthorized(&state, "POST /ingest needs `Authorization: Bearer <token>`"),
+    }
+}
+
+fn unauthorized(state: &Ingest, detail: &str) -> Response {
+    state.metrics.ingest_rejected.inc();
+    let mut response = problem(StatusCode::UNAUTHORIZED, "Unauthorized", detail);
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 async fn ingest(State(state): State<Ingest>, body: String) -> Response {

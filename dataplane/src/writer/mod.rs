@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod publisher;
 pub mod sources;
 pub mod status;
+pub mod token;
 
 use crate::config::Config;
 use crate::keys::logical;

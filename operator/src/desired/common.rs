@@ -5,7 +5,7 @@ use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::Resources;
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
-    ResourceRequirements, Volume, VolumeMount, WeightedPodAffinityTerm,
+    ResourceRequirements, SecretVolumeSource, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -105,6 +105,17 @@ pub fn config_map_volume(name: &str, config_map: String) -> Volume {
         name: name.into(),
         config_map: Some(ConfigMapVolumeSource {
             name: config_map,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn secret_volume(name: &str, secret: String) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
             ..Default::default()
         }),
         ..Default::default()

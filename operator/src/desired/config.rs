@@ -46,6 +46,8 @@ pub fn dataplane_config(b: &Bridge) -> Config {
         reader: ReaderConfig {
             listen: listen_all(b.reader.port),
         },
+        // The dataplane's defaults, written out so `kubectl get cm` shows them.
+        http: Default::default(),
     }
 }
 

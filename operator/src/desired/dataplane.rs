@@ -7,11 +7,14 @@
 
 use super::Settings;
 use super::common::{
-    config_map_volume, meta, mount, pod_meta, requirements, scratch_volume, selector,
+    config_map_volume, meta, mount, pod_meta, requirements, scratch_volume, secret_volume, selector,
 };
 use super::config::REPLAY_DIR;
 use super::labels::{self, CONFIG_HASH, Component};
-use super::names::{self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT, WRITER_STATUS_PORT};
+use super::names::{
+    self, CONFIG_DIR, CONFIG_PATH, INGEST_PORT, INGEST_TOKEN_DIR, INGEST_TOKEN_KEY,
+    WRITER_STATUS_PORT,
+};
 use super::pod_security::{ApiAccess, restricted};
 use crate::validate::Bridge;
 use cachebridge_api::v1alpha1::{Resources, SourceType};
@@ -28,9 +31,14 @@ use std::collections::BTreeMap;
 /// uid of the dataplane image's non-root user.
 pub const DATAPLANE_UID: i64 = 65532;
 
+/// Whether the writer serves `POST /ingest` (the `Ingest` source).
+pub fn ingests(b: &Bridge) -> bool {
+    b.writer.source.type_ == SourceType::Ingest
+}
+
 /// One writer: it alone orders updates, so the old one stops before the new one starts.
 pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> Deployment {
-    let ingest = b.writer.source.type_ == SourceType::Ingest;
+    let ingest = ingests(b);
     let image = b
         .writer
         .image
@@ -52,6 +60,20 @@ pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> 
     {
         volumes.push(config_map_volume("replay", replay.config_map.clone()));
         push_mount(&mut container, mount("replay", REPLAY_DIR, true));
+    }
+    if ingest {
+        // Mounted, not an env var from the Secret: the kubelet updates a
+        // mounted Secret in place, so a rotated token needs no restart.
+        volumes.push(secret_volume("ingest-token", names::ingest_secret(b)));
+        push_mount(
+            &mut container,
+            mount("ingest-token", INGEST_TOKEN_DIR, true),
+        );
+        container.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: "CACHEBRIDGE_INGEST_TOKEN_FILE".into(),
+            value: Some(format!("{INGEST_TOKEN_DIR}/{INGEST_TOKEN_KEY}")),
+            ..Default::default()
+        });
     }
     deployment(
         b,
@@ -114,7 +136,7 @@ pub fn reader_service(b: &Bridge) -> Service {
 
 /// Only for the `Ingest` source: where trading services POST ticks.
 pub fn writer_service(b: &Bridge) -> Option<Service> {
-    (b.writer.source.type_ == SourceType::Ingest).then(|| {
+    ingests(b).then(|| {
         service(
             b,
             names::writer(b),

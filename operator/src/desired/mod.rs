@@ -106,6 +106,9 @@ pub struct WriterObjects {
     pub deployment: Deployment,
     /// Only for the `Ingest` source.
     pub service: Option<Service>,
+    /// Only for the `Ingest` source: the bearer token, without its data
+    /// (`apply` generates it once).
+    pub token_secret: Option<Secret>,
     pub network_policy: NetworkPolicy,
 }
 
@@ -156,6 +159,7 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
         writer: WriterObjects {
             deployment: dataplane::writer_deployment(b, settings, &hash),
             service: dataplane::writer_service(b),
+            token_secret: dataplane::ingests(b).then(|| secret::ingest_token_secret(b)),
             network_policy: policy::writer(b, settings),
         },
         reader: ReaderObjects {
@@ -176,6 +180,11 @@ pub fn password_secret(b: &Bridge) -> (String, String) {
             e.password_secret.key.clone(),
         ),
     }
+}
+
+/// The Secret key holding the ingest token, for the `Ingest` source.
+pub fn ingest_token_secret(b: &Bridge) -> Option<(String, String)> {
+    dataplane::ingests(b).then(|| (names::ingest_secret(b), names::INGEST_TOKEN_KEY.to_string()))
 }
 
 /// Every Secret the dataplane reads: the Redis password's and, for an
@@ -294,6 +303,7 @@ impl Desired {
                 WriterObjects {
                     deployment: writer_deployment,
                     service: writer_service,
+                    token_secret,
                     network_policy: writer_policy,
                 },
             reader:
@@ -355,6 +365,7 @@ impl Desired {
                 Child::StatefulSet(stateful_set),
             ]);
         }
+        children.extend(token_secret.iter().map(Child::Secret));
         children.push(Child::NetworkPolicy(writer_policy));
         children.extend(writer_service.iter().map(Child::Service));
         children.extend([
@@ -398,6 +409,9 @@ impl Desired {
         }
         if self.writer.service.is_none() {
             unwanted.push(key(Kind::Service, names::writer(b)));
+        }
+        if self.writer.token_secret.is_none() {
+            unwanted.push(key(Kind::Secret, names::ingest_secret(b)));
         }
         unwanted
     }

@@ -26,6 +26,9 @@ pub const REDIS_USERNAME: &str = "cachebridge";
 pub const PASSWORD_KEY: &str = "password";
 pub const ADMIN_PASSWORD_KEY: &str = "admin-password";
 /// Key of the dataplane config in its ConfigMap, and where pods mount it.
+/// Key of the ingest token in its Secret, and where the writer finds it.
+pub const INGEST_TOKEN_KEY: &str = "token";
+pub const INGEST_TOKEN_DIR: &str = "/var/run/cachebridge/ingest";
 pub const CONFIG_KEY: &str = "config.yaml";
 pub const CONFIG_DIR: &str = "/etc/cachebridge";
 pub const CONFIG_PATH: &str = "/etc/cachebridge/config.yaml";
@@ -64,6 +67,11 @@ pub fn managed_sentinel_servers(b: &Bridge) -> Vec<String> {
     (0..SENTINEL_REPLICAS)
         .map(|i| format!("{}-{i}.{host}:{SENTINEL_PORT}", sentinel(b)))
         .collect()
+}
+
+/// The generated Secret holding the ingest bearer token (source `Ingest`).
+pub fn ingest_secret(b: &Bridge) -> String {
+    format!("{}-ingest-token", b.name)
 }
 
 /// The generated Secret holding the Redis passwords.

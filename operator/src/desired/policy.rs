@@ -6,20 +6,23 @@
 //!   operator, which reads cache figures) reach its Redis and Sentinels
 //!   (Redis and Sentinel pods also reach each other); only its writer
 //!   and readers reach its Memcached; the readers' HTTP port is open; the
-//!   writer accepts nothing unless its source is `Ingest`, but for the
-//!   metrics scrapers the operator was told of (`--metrics-scrapers`).
+//!   writer's ingest port admits only the pods `writer.source.ingest.from`
+//!   names (nobody when it names none, or the source is not `Ingest`), and
+//!   its metrics port the scrapers the operator was told of
+//!   (`--metrics-scrapers`).
 //!
 //! Egress is left open: the pods need DNS and the API server, whose
 //! addresses differ from cluster to cluster.
 
 use super::Settings;
 use super::common::{meta, selector};
+use super::dataplane;
 use super::labels::{Component, NAME};
 use super::names::{
     self, INGEST_PORT, MEMCACHED_PORT, REDIS_PORT, SENTINEL_PORT, WRITER_STATUS_PORT,
 };
 use crate::validate::Bridge;
-use cachebridge_api::v1alpha1::SourceType;
+use cachebridge_api::v1alpha1::IngestPeer;
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
@@ -115,25 +118,32 @@ pub fn reader(b: &Bridge) -> NetworkPolicy {
     policy(b, names::reader(b), Component::Reader, None, b.reader.port)
 }
 
-/// The writer listens only for `Ingest`, and only to pods of its namespace;
-/// its metrics port only to the scrapers the operator was told of.
+/// The writer's ingest port admits only the pods the user named in
+/// `writer.source.ingest.from`; its metrics port only the scrapers the
+/// operator was told of.
 pub fn writer(b: &Bridge, settings: &Settings) -> NetworkPolicy {
+    let peers: Vec<NetworkPolicyPeer> = b
+        .writer
+        .source
+        .ingest
+        .iter()
+        .flat_map(|i| &i.from)
+        .map(ingest_peer)
+        .collect();
     let mut np = policy(
         b,
         names::writer(b),
         Component::Writer,
-        Some(vec![NetworkPolicyPeer {
-            pod_selector: Some(LabelSelector::default()),
-            ..Default::default()
-        }]),
+        Some(peers.clone()),
         INGEST_PORT,
     );
     let Some(spec) = np.spec.as_mut() else {
         return np;
     };
     let mut rules = spec.ingress.take().unwrap_or_default();
-    if b.writer.source.type_ != SourceType::Ingest {
-        // No ingest rule: without scrapers, every inbound connection is refused.
+    if !dataplane::ingests(b) || peers.is_empty() {
+        // No ingest rule (an empty `from` would instead admit everyone):
+        // without scrapers, every inbound connection is refused.
         rules.clear();
     }
     if !settings.metrics_scrapers.is_empty() {
@@ -144,6 +154,22 @@ pub fn writer(b: &Bridge, settings: &Settings) -> NetworkPolicy {
     }
     spec.ingress = (!rules.is_empty()).then_some(rules);
     np
+}
+
+/// One named client of ingest, as a NetworkPolicy peer. A peer with only a
+/// pod selector means pods of the bridge's namespace, as in a NetworkPolicy.
+fn ingest_peer(peer: &IngestPeer) -> NetworkPolicyPeer {
+    let labels = |m: &Option<BTreeMap<String, String>>| {
+        m.as_ref().map(|m| LabelSelector {
+            match_labels: Some(m.clone()),
+            ..Default::default()
+        })
+    };
+    NetworkPolicyPeer {
+        pod_selector: labels(&peer.pod_selector),
+        namespace_selector: labels(&peer.namespace_selector),
+        ..Default::default()
+    }
 }
 
 fn policy(

@@ -1,0 +1,460 @@
+//! The one HTTP server loop of every dataplane process (reader API, writer
+//! ingest, writer status), with limits on what a client may hold.
+//!
+//! `axum::serve` waits for a slow or silent client forever: a client that
+//! sends half a header, or announces a body and never sends it, keeps a
+//! socket and its buffers until it gives up. This module accepts connections
+//! itself and serves each with hyper's HTTP/1 connection, adding:
+//! - a header read timeout, from a request's first byte to the end of its
+//!   header, and an idle timeout while a connection waits for a request
+//!   (both watched per connection here: hyper's own header timer also runs
+//!   while a kept-alive connection is idle, which would make the two one);
+//! - a body read timeout, from the end of the header to the end of the body;
+//! - a connection cap: past it, a new connection gets a fixed 503 written
+//!   straight to its socket and is closed, without parsing anything, so a
+//!   flood costs one write per connection and never waits on the client;
+//! - a body size limit answered 413 as soon as `Content-Length` says too much.
+//!
+//! Stopping is graceful: the listener closes, each connection finishes its
+//! request in flight and closes; idle connections close at once.
+
+use crate::config::HttpConfig;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, Response};
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+/// The answer to a connection over the cap: complete, tiny, and the same
+/// every time, so it is written without parsing the request.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 38\r\n\r\n\
+too many connections; try again later\n";
+
+/// Pause after an accept error (out of descriptors, say) before retrying,
+/// so the loop does not spin while nothing can be accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `router` on `listener` within `limits` until `stopping` turns true,
+/// then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpConfig,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let router = with_body_limit(router, limits.max_body_bytes);
+    let limits = Arc::new(limits.clone());
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    let tell_connections = stopping.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let conn = Connection { router: router.clone(), limits: Arc::clone(&limits), _slot: slot };
+                        connections.spawn(conn.run(tcp, tell_connections.clone()));
+                    }
+                    Err(_) => refuse(tcp),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next() => {}
+            _ = stopped(&mut stopping) => break,
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Resolves once `stopping` turns true (or its sender is gone), holding no
+/// borrow of the value across the wait.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// 413 before reading when `Content-Length` is too large; the same bound on
+/// bodies without one. Axum's own smaller default limit is lifted, so this
+/// is the one limit.
+fn with_body_limit(router: Router, max: u64) -> Router {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    router
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max))
+}
+
+/// Answers a connection over the cap without waiting on it. The socket is
+/// fresh, so its send buffer has room: a non-blocking write either sends the
+/// whole answer or the client has already gone.
+fn refuse(tcp: TcpStream) {
+    let _ = tcp.try_write(BUSY);
+}
+
+/// One accepted connection and what it needs to be served.
+struct Connection {
+    router: Router,
+    limits: Arc<HttpConfig>,
+    /// Held while the connection lives: its place under the cap.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream, mut stopping: watch::Receiver<bool>) {
+        // Small JSON answers: send them now rather than waiting to coalesce.
+        let _ = tcp.set_nodelay(true);
+        let activity = Activity::new();
+        let io = TokioIo::new(Watched {
+            inner: tcp,
+            activity: Arc::clone(&activity),
+        });
+        let service = RequestService {
+            router: self.router,
+            activity: Arc::clone(&activity),
+            body_timeout: self.limits.body_read_timeout,
+        };
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        // The header timeout is enforced below (see the module comment).
+        builder.timer(TokioTimer::new()).header_read_timeout(None);
+        let conn =
+            builder.serve_connection(io, hyper_util::service::TowerToHyperService::new(service));
+        tokio::pin!(conn);
+        let mut draining = false;
+        loop {
+            let deadline = activity.next_check(&self.limits);
+            tokio::select! {
+                served = conn.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopped(&mut stopping), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(why) = activity.expired(&self.limits, Instant::now()) {
+                        tracing::debug!(why, "closing a connection");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a connection stands, shared by its socket, its requests and its
+/// watchdog.
+struct Activity(Mutex<Phase>);
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request since then; no byte of it yet.
+    Idle(Instant),
+    /// A request's first bytes arrived then; its header is not complete.
+    Header(Instant),
+    /// Requests being served (from their header until their response is
+    /// sent); their bodies have their own deadline.
+    Busy(usize),
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity(Mutex::new(Phase::Idle(Instant::now()))))
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        // The lock guards a plain value; a panic cannot leave it half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes came in: the start of a header, if the connection was idle.
+    fn read_some(&self) {
+        let mut phase = self.phase();
+        if let Phase::Idle(_) = *phase {
+            *phase = Phase::Header(Instant::now());
+        }
+    }
+
+    /// A request's header is complete.
+    fn request_started(&self) {
+        let mut phase = self.phase();
+        *phase = match *phase {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            _ => Phase::Busy(1),
+        };
+    }
+
+    /// A response has been sent (or dropped).
+    fn request_finished(&self) {
+        let mut phase = self.phase();
+        *phase = match *phase {
+            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            _ => Phase::Idle(Instant::now()),
+        };
+    }
+
+    /// Why the connection should close now, if it should.
+    fn expired(&self, limits: &HttpConfig, now: Instant) -> Option<&'static str> {
+        match *self.phase() {
+            Phase::Idle(since) if now >= since + limits.idle_timeout => Some("idle timeout"),
+            Phase::Header(since) if now >= since + limits.header_read_timeout => {
+                Some("header read timeout")
+            }
+            _ => None,
+        }
+    }
+
+    /// When to look again: the current phase's deadline, but no later than
+    /// the shortest timeout from now, since a phase that starts later (a
+    /// header after idling) may end sooner.
+    fn next_check(&self, limits: &HttpConfig) -> Instant {
+        let soonest = Instant::now() + limits.header_read_timeout.min(limits.idle_timeout);
+        let due = match *self.phase() {
+            Phase::Idle(since) => since + limits.idle_timeout,
+            Phase::Header(since) => since + limits.header_read_timeout,
+            Phase::Busy(_) => soonest,
+        };
+        due.min(soonest)
+    }
+}
+
+/// The socket, telling [`Activity`] when bytes arrive.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read_some();
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Hands each request to the router with a deadline on its body, and marks
+/// the connection busy until the response is sent.
+#[derive(Clone)]
+struct RequestService {
+    router: Router,
+    activity: Arc<Activity>,
+    body_timeout: Duration,
+}
+
+impl tower::Service<Request<Incoming>> for RequestService {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        self.activity.request_started();
+        let busy = Busy(Arc::clone(&self.activity));
+        let request = request.map(|body| Body::new(Deadline::new(body, self.body_timeout)));
+        let router = self.router.clone();
+        Box::pin(async move {
+            let response = router.oneshot(request).await?;
+            Ok(response.map(|body| {
+                Body::new(Sent {
+                    inner: body,
+                    _busy: busy,
+                })
+            }))
+        })
+    }
+}
+
+/// Marks the connection idle again when dropped (the response is sent, or
+/// the connection went away).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// A response body that holds the connection busy until it is dropped.
+struct Sent {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl HttpBody for Sent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The body did not arrive within the body read timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(Duration);
+
+/// A request body that fails once its deadline passes.
+struct Deadline {
+    inner: Incoming,
+    sleep: Pin<Box<Sleep>>,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn new(inner: Incoming, limit: Duration) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout(self.limit).into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> HttpConfig {
+        HttpConfig {
+            header_read_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(5),
+            ..HttpConfig::default()
+        }
+    }
+
+    #[test]
+    fn busy_answer_is_one_complete_response() {
+        let text = std::str::from_utf8(BUSY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+
+    #[test]
+    fn each_phase_has_its_own_deadline() {
+        let limits = limits();
+        let secs = Duration::from_secs;
+        let activity = Activity::new();
+        let start = Instant::now();
+        assert_eq!(activity.expired(&limits, start + secs(4)), None);
+        assert_eq!(
+            activity.expired(&limits, start + secs(5)),
+            Some("idle timeout")
+        );
+        activity.read_some();
+        let header = Instant::now();
+        assert_eq!(activity.expired(&limits, start + secs(1)), None);
+        assert_eq!(
+            activity.expired(&limits, header + secs(2)),
+            Some("header read timeout")
+        );
+        activity.request_started();
+        assert_eq!(activity.expired(&limits, header + secs(60)), None, "busy");
+        activity.request_finished();
+        let idle = Instant::now();
+        assert!(activity.next_check(&limits) <= Instant::now() + secs(2));
+        assert_eq!(activity.expired(&limits, idle + secs(2)), None);
+        assert_eq!(
+            activity.expired(&limits, idle + secs(5)),
+            Some("idle timeout")
+        );
+    }
+}
