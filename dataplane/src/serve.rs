@@ -310,7 +310,12 @@ impl tower::Service<Request<Incoming>> for RequestService {
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
         let busy = Busy(Arc::clone(&self.activity));
-        let request = request.map(|body| Body::new(Deadline::new(body, self.body_timeout)));
+        // Most requests (GETs) have no body: no deadline, no timer for them.
+        let request = if request.body().is_end_stream() {
+            request.map(Body::new)
+        } else {
+            request.map(|body| Body::new(Deadline::new(body, self.body_timeout)))
+        };
         let router = self.router.clone();
         Box::pin(async move {
             let response = router.oneshot(request).await?;

@@ -110,6 +110,20 @@ pub const LIST_SYMBOLS: usize = 20;
 
 const TICKER: &str = "/api/v1/market/tickers/AAPL";
 
+/// The cases `CACHEBRIDGE_BENCH_CASES` names (keys, comma-separated), or
+/// all: for comparing one change quickly. A partial run is not for the
+/// record (it would replace the whole section with a few rows).
+pub fn selected() -> Vec<Case> {
+    let Ok(keys) = std::env::var("CACHEBRIDGE_BENCH_CASES") else {
+        return all();
+    };
+    let keys: Vec<&str> = keys.split(',').map(str::trim).collect();
+    all()
+        .into_iter()
+        .filter(|c| keys.contains(&c.key))
+        .collect()
+}
+
 /// Every case, grouped by setup in the order they run.
 pub fn all() -> Vec<Case> {
     let symbols = symbol_universe(LIST_SYMBOLS).join(",");

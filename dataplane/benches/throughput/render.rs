@@ -286,7 +286,8 @@ It needs `redis-server`, `memcached` and `wrk` on `PATH` (Debian packages
 `redis-server`, `memcached`, `wrk`; `taskset` from `util-linux` for
 pinning) and starts everything itself on free loopback ports. It takes
 about five minutes, prints the results below, and with
-`CACHEBRIDGE_BENCH_WRITE=1` rewrites this section. `CACHEBRIDGE_BENCH_QUICK=1`
+`CACHEBRIDGE_BENCH_WRITE=1` rewrites this section (`CACHEBRIDGE_BENCH_CASES=ticker,ticker_idle`
+runs only the cases named, to compare one change; not for the record). `CACHEBRIDGE_BENCH_QUICK=1`
 runs one short round per case to check the set-up. The tests do not run it
 (`scripts/test` does not install `wrk`).
 

@@ -55,7 +55,7 @@ pub fn run_all(settings: &Settings) -> Run {
     let load_before = crate::report::load_average();
     let rig = Rig::start(settings.clone());
     eprintln!("throughput bench: {}", rig.pinning.describe());
-    let cases = cases::all();
+    let cases = cases::selected();
     let mut results = Vec::new();
     for setup in [Setup::Publishing, Setup::RedisOnly, Setup::Idle] {
         let mut stack = rig.stack(setup);
