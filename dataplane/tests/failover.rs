@@ -17,7 +17,7 @@ use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
 use cachebridge_testkit::sentinel::Timing;
-use common::load::{SYMBOLS, Seen, feed, load, price_on};
+use common::load::{Seen, every_symbol_served, feed, load, price_on};
 use common::{
     SentinelGroup, client, eventually, free_port, replication, sentinel_config,
     sentinel_credentials, settled, tick, until,
@@ -70,14 +70,7 @@ async fn readers_and_writer_follow_a_killed_primary_without_errors_or_going_back
     let feeder = feed(ingest.clone());
     for r in &readers {
         synced(r).await;
-        let at = base(r);
-        for symbol in SYMBOLS {
-            eventually("every symbol served", || {
-                let at = at.clone();
-                async move { price_on(&at, symbol).await.map(|_| ()) }
-            })
-            .await;
-        }
+        every_symbol_served(&base(r)).await;
     }
     let seen = Seen::shared();
     let loads: Vec<_> = readers

@@ -16,7 +16,7 @@ use cachebridge_dataplane::app::{self, Credentials, Role, Running};
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::keys::{Keys, logical};
 use cachebridge_dataplane::metrics::ReasonLabels;
-use common::load::{SYMBOLS, Seen, feed, load, price_on};
+use common::load::{Seen, every_symbol_served, feed, load, price_on};
 use common::{Server, client, config, eventually, free_port, redis_conn, tick};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -52,14 +52,7 @@ impl Rig {
             readers.push(reader.await.unwrap());
         }
         for r in &readers {
-            let at = base(r);
-            for symbol in SYMBOLS {
-                eventually("every symbol served", || {
-                    let at = at.clone();
-                    async move { price_on(&at, symbol).await.map(|_| ()) }
-                })
-                .await;
-            }
+            every_symbol_served(&base(r)).await;
         }
         let seen = Seen::shared();
         let loads = readers

@@ -2,20 +2,13 @@
 //! codes; `--log-format json` writes one JSON object per line (issue 11,
 //! point 2). Runs the real binary with its stderr piped.
 
+mod common;
+
+use common::Proc;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cachebridge-dataplane");
-
-/// Kills the process when the test ends, passed or not.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Log lines of `local` replaying the sample file, up to the one that says
 /// the replay finished.

@@ -3,23 +3,13 @@
 
 mod common;
 
-use common::{Server, client, eventually, free_port, tick};
+use common::{Proc, Server, client, eventually, free_port, tick};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cachebridge-dataplane");
-
-/// A dataplane process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(args: &[&str]) -> Proc {
     let child = Command::new(BIN)

@@ -263,16 +263,7 @@ fn the_dataplane_config_follows_the_spec_and_the_contract() {
     assert_eq!(config.writer.symbols, 250);
     assert_eq!(config.writer.ingest_listen, None);
     assert_eq!(config.reader.listen.to_string(), "0.0.0.0:8080");
-    let reader = d
-        .reader
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
+    let reader = pod_of(&d.reader.deployment);
     assert_eq!(
         reader.containers[0].args.as_deref().unwrap(),
         [
@@ -285,16 +276,7 @@ fn the_dataplane_config_follows_the_spec_and_the_contract() {
             "0.0.0.0:8080"
         ]
     );
-    let writer = d
-        .writer
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
+    let writer = pod_of(&d.writer.deployment);
     assert_eq!(
         writer.containers[0].args.as_deref().unwrap(),
         [
@@ -354,16 +336,7 @@ fn ingest_needs_a_generated_token_and_admits_only_the_named_pods() {
         ["token".to_string()]
     );
     // Mounted (a rotated Secret reaches the pod without a restart) and named.
-    let pod = d
-        .writer
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
+    let pod = pod_of(&d.writer.deployment);
     let volume = pod
         .volumes
         .iter()
@@ -432,14 +405,7 @@ fn dataplane_pods_log_json_without_colour() {
     for example_name in ["minimal.yaml", "full.yaml", "external-redis.yaml"] {
         let (_, d) = desired(&example(example_name));
         for deployment in [&d.writer.deployment, &d.reader.deployment] {
-            let pod = deployment
-                .spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap();
+            let pod = pod_of(deployment);
             let env = pod.containers[0].env.as_ref().unwrap();
             let format = env.iter().find(|e| e.name == "CACHEBRIDGE_LOG_FORMAT");
             assert_eq!(
@@ -563,4 +529,18 @@ fn render_rejects_bad_input_with_a_clear_error() {
             .to_string()
             .contains("no cachebridge.dev/v1alpha1 CacheBridge")
     );
+}
+
+/// The pod spec of a Deployment the builders made.
+fn pod_of(
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+) -> &k8s_openapi::api::core::v1::PodSpec {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
 }

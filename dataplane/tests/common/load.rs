@@ -2,7 +2,7 @@
 //! faults): readers asked for every symbol in a loop with every answer
 //! checked, and a writer fed ticks in a loop.
 
-use super::{client, tick};
+use super::{client, eventually, tick};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,4 +104,15 @@ pub async fn price_on(base: &str, symbol: &str) -> Option<f64> {
     let url = format!("{base}/api/v1/market/tickers/{symbol}");
     let body: serde_json::Value = client().get(url).send().await.ok()?.json().await.ok()?;
     body["data"]["last"].as_f64()
+}
+
+/// Awaits a reader serving every symbol of [`SYMBOLS`], so that a load
+/// started afterwards asks only for keys that were served before.
+pub async fn every_symbol_served(base: &str) {
+    for symbol in SYMBOLS {
+        eventually("every symbol served", || async move {
+            price_on(base, symbol).await.map(|_| ())
+        })
+        .await;
+    }
 }

@@ -212,3 +212,13 @@ fn caught_up(primary: u16, replicas: usize) -> bool {
         redis::cmd("WAIT").arg(replicas).arg(1500).query(&mut conn);
     marked.is_ok() && acked.is_ok_and(|n| n >= replicas)
 }
+
+/// A process of the real binary, killed when the test ends, passed or not.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
