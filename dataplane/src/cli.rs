@@ -232,6 +232,9 @@ pub struct HttpArgs {
     /// Longest a connection may wait for its next request [default: 60s].
     #[arg(long, env = "CACHEBRIDGE_HTTP_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub http_idle_timeout: Option<Duration>,
+    /// Longest a response may wait on a client that stops reading it [default: 30s].
+    #[arg(long, env = "CACHEBRIDGE_HTTP_WRITE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_write_timeout: Option<Duration>,
     /// Open connections per server; more are answered 503 and closed [default: 2048].
     #[arg(long, env = "CACHEBRIDGE_HTTP_MAX_CONNECTIONS", value_name = "COUNT")]
     pub http_max_connections: Option<usize>,
@@ -319,6 +322,7 @@ impl HttpArgs {
         set(&mut h.header_read_timeout, self.http_header_read_timeout);
         set(&mut h.body_read_timeout, self.http_body_read_timeout);
         set(&mut h.idle_timeout, self.http_idle_timeout);
+        set(&mut h.write_timeout, self.http_write_timeout);
         set(&mut h.max_connections, self.http_max_connections);
         set(&mut h.max_body_bytes, self.http_max_body_bytes);
     }
@@ -516,6 +520,8 @@ mod tests {
             "3s",
             "--http-idle-timeout",
             "4s",
+            "--http-write-timeout",
+            "7s",
             "--http-max-connections",
             "5",
             "--http-max-body-bytes",
@@ -527,6 +533,7 @@ mod tests {
         assert_eq!(http.header_read_timeout, Duration::from_secs(2));
         assert_eq!(http.body_read_timeout, Duration::from_secs(3));
         assert_eq!(http.idle_timeout, Duration::from_secs(4));
+        assert_eq!(http.write_timeout, Duration::from_secs(7));
         assert_eq!((http.max_connections, http.max_body_bytes), (5, 6));
         assert_eq!(
             config.writer.ingest_token_file.as_deref(),

@@ -163,6 +163,10 @@ pub struct HttpConfig {
     /// How long a connection may wait for its next request (or its first).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long a response may wait for a client that does not read it (the
+    /// socket's send buffer full, no progress); then the connection closes.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
     /// Open connections per server; more are answered 503 and closed.
     pub max_connections: usize,
     /// Largest request body; a larger `Content-Length` is refused with 413
@@ -176,6 +180,7 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
             max_connections: 2048,
             max_body_bytes: 16 * 1024 * 1024,
         }
@@ -395,6 +400,7 @@ impl Config {
             http.header_read_timeout,
             http.body_read_timeout,
             http.idle_timeout,
+            http.write_timeout,
         ]
         .iter()
         .any(Duration::is_zero)

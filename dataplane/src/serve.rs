@@ -9,7 +9,11 @@
 //!   header, and an idle timeout while a connection waits for a request
 //!   (both watched per connection here: hyper's own header timer also runs
 //!   while a kept-alive connection is idle, which would make the two one);
-//! - a body read timeout, from the end of the header to the end of the body;
+//! - a body read timeout, from the end of the header to the end of the body
+//!   (answered 408 by handlers that read bodies, see [`is_body_timeout`]);
+//! - a write timeout: a response that makes no progress for that long (the
+//!   client stopped reading and the socket's buffers are full) closes the
+//!   connection instead of holding it, and the response, forever;
 //! - a connection cap: past it, a new connection gets a fixed 503 written
 //!   straight to its socket and is closed, without parsing anything, so a
 //!   flood costs one write per connection and never waits on the client;
@@ -29,6 +33,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -164,7 +169,14 @@ impl Connection {
 
 /// Where a connection stands, shared by its socket, its requests and its
 /// watchdog.
-struct Activity(Mutex<Phase>);
+struct Activity {
+    phase: Mutex<Phase>,
+    /// Since when writes to the client have made no progress, in
+    /// nanoseconds after `origin` (at least 1); 0 while they progress. An
+    /// atomic, not part of `phase`: it is checked on every write.
+    stalled_since: AtomicU64,
+    origin: Instant,
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
@@ -179,12 +191,17 @@ enum Phase {
 
 impl Activity {
     fn new() -> Arc<Self> {
-        Arc::new(Activity(Mutex::new(Phase::Idle(Instant::now()))))
+        let origin = Instant::now();
+        Arc::new(Activity {
+            phase: Mutex::new(Phase::Idle(origin)),
+            stalled_since: AtomicU64::new(0),
+            origin,
+        })
     }
 
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         // The lock guards a plain value; a panic cannot leave it half-written.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Bytes came in: the start of a header, if the connection was idle.
@@ -213,8 +230,32 @@ impl Activity {
         };
     }
 
+    /// A write could not proceed: the stall starts now, unless it already
+    /// started.
+    fn write_blocked(&self) {
+        let since = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let _ = self.stalled_since.compare_exchange(
+            0,
+            since.max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A write went through: no stall.
+    fn write_progressed(&self) {
+        if self.stalled_since.load(Ordering::Relaxed) != 0 {
+            self.stalled_since.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Why the connection should close now, if it should.
     fn expired(&self, limits: &HttpConfig, now: Instant) -> Option<&'static str> {
+        let stalled = self.stalled_since.load(Ordering::Relaxed);
+        if stalled != 0 && now >= self.origin + Duration::from_nanos(stalled) + limits.write_timeout
+        {
+            return Some("write timeout");
+        }
         match *self.phase() {
             Phase::Idle(since) if now >= since + limits.idle_timeout => Some("idle timeout"),
             Phase::Header(since) if now >= since + limits.header_read_timeout => {
@@ -225,10 +266,14 @@ impl Activity {
     }
 
     /// When to look again: the current phase's deadline, but no later than
-    /// the shortest timeout from now, since a phase that starts later (a
-    /// header after idling) may end sooner.
+    /// the shortest timeout from now, since a phase or a stall that starts
+    /// later (a header after idling, a write that blocks) may end sooner.
     fn next_check(&self, limits: &HttpConfig) -> Instant {
-        let soonest = Instant::now() + limits.header_read_timeout.min(limits.idle_timeout);
+        let shortest = limits
+            .header_read_timeout
+            .min(limits.idle_timeout)
+            .min(limits.write_timeout);
+        let soonest = Instant::now() + shortest;
         let due = match *self.phase() {
             Phase::Idle(since) => since + limits.idle_timeout,
             Phase::Header(since) => since + limits.header_read_timeout,
@@ -259,13 +304,25 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Tells [`Activity`] whether the client is taking what we send.
+    fn note_write(&self, written: &Poll<io::Result<usize>>) {
+        match written {
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(_) => self.activity.write_progressed(),
+        }
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(&written);
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -281,7 +338,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -369,6 +428,19 @@ impl HttpBody for Sent {
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimeout(Duration);
+
+/// Whether a failure to read a request body (an extractor's rejection, say)
+/// was the body read timeout: handlers answer that 408, not 400.
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<BodyTimeout>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
 
 /// A request body that fails once its deadline passes.
 struct Deadline {
@@ -461,5 +533,35 @@ mod tests {
             activity.expired(&limits, idle + secs(5)),
             Some("idle timeout")
         );
+    }
+
+    #[test]
+    fn a_write_that_makes_no_progress_expires_after_the_write_timeout() {
+        let limits = HttpConfig {
+            write_timeout: Duration::from_secs(3),
+            ..limits()
+        };
+        let secs = Duration::from_secs;
+        let activity = Activity::new();
+        activity.request_started();
+        let start = Instant::now();
+        activity.write_blocked();
+        assert_eq!(activity.expired(&limits, start + secs(2)), None);
+        // A second blocked write does not restart the stall.
+        activity.write_blocked();
+        assert_eq!(
+            activity.expired(&limits, Instant::now() + secs(3)),
+            Some("write timeout")
+        );
+        activity.write_progressed();
+        assert_eq!(activity.expired(&limits, Instant::now() + secs(30)), None);
+    }
+
+    #[test]
+    fn a_body_timeout_is_found_under_the_errors_that_wrap_it() {
+        let wrapped = axum::Error::new(BodyTimeout(Duration::from_secs(1)));
+        assert!(is_body_timeout(&wrapped));
+        let other = axum::Error::new(io::Error::other("reset"));
+        assert!(!is_body_timeout(&other));
     }
 }

@@ -24,6 +24,7 @@ fn short_limits() -> HttpConfig {
         header_read_timeout: Duration::from_secs(2),
         body_read_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(3),
+        write_timeout: Duration::from_secs(1),
         max_connections: 3 * HELD,
         max_body_bytes: 1024,
     }
@@ -120,7 +121,7 @@ async fn slow_headers_and_bodies_are_closed_while_others_are_served() {
     // A body that never arrives is refused, then the connection is closed.
     for answer in &bodies {
         let text = String::from_utf8_lossy(answer);
-        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
         assert!(text.contains("did not arrive within"), "{text}");
     }
     assert_eq!(
@@ -171,6 +172,54 @@ async fn a_body_announced_too_large_is_refused_with_413_before_it_is_sent() {
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::ACCEPTED);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    let running = local(HttpConfig {
+        max_body_bytes: 1 << 20,
+        ..short_limits()
+    })
+    .await;
+    let addr = running.addr.unwrap();
+    let url = format!("http://{addr}/api/v1/market/tickers");
+    // A ticker list of some 20 KB.
+    let ticks: Vec<String> = (0..100)
+        .map(|i| common::tick(&format!("T{i:03}"), 1.0, 1))
+        .collect();
+    let posted = client()
+        .post(format!("http://{addr}/ingest"))
+        .body(ticks.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::ACCEPTED);
+    common::eventually("the ticker list", || async {
+        (status_of(&url).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    // Far more answers than the socket buffers on both sides can hold.
+    const ASKED: usize = 1000;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let request = b"GET /api/v1/market/tickers HTTP/1.1\r\nHost: x\r\n\r\n";
+    tcp.write_all(&request.repeat(ASKED)).await.unwrap();
+    // Nothing to await here: the server's stall is invisible to a client
+    // that must not read. Wait out the write timeout, then read.
+    tokio::time::sleep(short_limits().write_timeout + Duration::from_secs(1)).await;
+    let got = tokio::time::timeout(PATIENCE, until_closed(tcp))
+        .await
+        .expect("the connection is closed, not waiting for the idle timeout");
+    let answers = got.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+    assert!(answers > 0, "the first answers were sent");
+    assert!(
+        answers < ASKED,
+        "the server gave up on a client that stopped reading ({answers} of {ASKED} sent)"
+    );
+    // The server is fine.
+    assert_eq!(status_of(&url).await, StatusCode::OK);
     running.stop().await;
 }
 

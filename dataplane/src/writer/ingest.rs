@@ -7,7 +7,8 @@
 //!
 //! With a token file configured, a request without `Authorization: Bearer
 //! <token>` is refused with 401 before its body is read. The body size limit
-//! is the server's (see [`crate::serve`]).
+//! is the server's (see [`crate::serve`]); a body that does not arrive
+//! within the server's body read timeout is answered 408.
 
 use super::SharedBook;
 use super::sources::apply;
@@ -17,8 +18,9 @@ use crate::metrics::Metrics;
 use crate::reader::respond::problem;
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::StringRejection;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -73,7 +75,11 @@ fn unauthorized(state: &Ingest, detail: &str) -> Response {
     response
 }
 
-async fn ingest(State(state): State<Ingest>, body: String) -> Response {
+async fn ingest(State(state): State<Ingest>, body: Result<String, StringRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return refuse_body(&state, rejection),
+    };
     let ticks = match parse_ndjson(&body) {
         Ok(ticks) if ticks.is_empty() => {
             return reject(&state, json!({"error": "the body holds no ticks"}));
@@ -88,6 +94,27 @@ async fn ingest(State(state): State<Ingest>, body: String) -> Response {
     };
     apply(&state.book, &ticks, &state.metrics);
     (StatusCode::ACCEPTED, Json(json!({"accepted": ticks.len()}))).into_response()
+}
+
+/// A body that could not be read: 408 when it was too slow to arrive,
+/// otherwise axum's own answer (413 over the size limit, 400 for a body that
+/// is not UTF-8 or broke off).
+fn refuse_body(state: &Ingest, rejection: StringRejection) -> Response {
+    state.metrics.ingest_rejected.inc();
+    if crate::serve::is_body_timeout(&rejection) {
+        let mut response = problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request body timeout",
+            rejection.body_text(),
+        );
+        // The rest of the body may still arrive: it must not be read as the
+        // next request.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    rejection.into_response()
 }
 
 fn reject(state: &Ingest, body: serde_json::Value) -> Response {
