@@ -63,17 +63,29 @@ impl Endpoint {
 /// Bytes of rendered composite answers (dashboard, ticker lists) kept.
 const COMPOSITES_MAX_BYTES: u64 = 8 << 20;
 
-/// What the handlers share.
+/// What the handlers share: one `Arc`, so that handing it to a request (axum
+/// clones the state for each) is one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct Reader {
+pub struct Reader(Arc<Shared>);
+
+/// The reader's state behind [`Reader`].
+pub struct Shared {
     pub cache: Arc<TieredCache>,
     pub coherence: Arc<Coherence>,
     pub metrics: Arc<Metrics>,
     pub staleness_budget: Duration,
     /// Request metrics per endpoint, indexed by `Endpoint as usize`.
-    counters: Arc<[EndpointHandles; Endpoint::ALL.len()]>,
+    counters: [EndpointHandles; Endpoint::ALL.len()],
     composites: Composites,
-    lists: Arc<Memo>,
+    lists: Memo,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl Reader {
@@ -83,16 +95,16 @@ impl Reader {
         metrics: Arc<Metrics>,
         staleness_budget: Duration,
     ) -> Self {
-        let counters = Arc::new(Endpoint::ALL.map(|e| metrics.endpoint(e.as_str())));
-        Reader {
+        let counters = Endpoint::ALL.map(|e| metrics.endpoint(e.as_str()));
+        Reader(Arc::new(Shared {
             cache,
             coherence,
             metrics,
             staleness_budget,
             counters,
             composites: Composites::new(COMPOSITES_MAX_BYTES),
-            lists: Arc::new(Memo::new()),
-        }
+            lists: Memo::new(),
+        }))
     }
 
     /// The reader's routes.
@@ -112,7 +124,9 @@ impl Reader {
             .fallback(not_found)
             .with_state(self)
     }
+}
 
+impl Shared {
     /// Why this data should be marked stale, if it should.
     fn staleness(&self, served: &Served, now: SystemTime) -> Option<StaleReason> {
         if !self.coherence.is_synced() || served.superseded() {
