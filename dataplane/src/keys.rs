@@ -11,13 +11,17 @@ pub mod logical {
     pub const MOVERS: &str = "market:movers";
     pub const SIGNALS: &str = "signals";
 
+    // Concatenated, not `format!`ed: built on every request for a symbol.
     pub fn ticker(symbol: &str) -> String {
-        format!("market:ticker:{symbol}")
+        [TICKER_PREFIX, symbol].concat()
     }
 
     pub fn signal(symbol: &str) -> String {
-        format!("signal:{symbol}")
+        [SIGNAL_PREFIX, symbol].concat()
     }
+
+    const TICKER_PREFIX: &str = "market:ticker:";
+    const SIGNAL_PREFIX: &str = "signal:";
 }
 
 /// Physical names derived from one prefix.

@@ -17,7 +17,12 @@
 //! - a connection cap: past it, a new connection gets a fixed 503 written
 //!   straight to its socket and is closed, without parsing anything, so a
 //!   flood costs one write per connection and never waits on the client;
-//! - a body size limit answered 413 as soon as `Content-Length` says too much.
+//! - a body size limit answered 413 as soon as `Content-Length` says too much
+//!   (and enforced while reading a body without one).
+//!
+//! Requests without a body (every GET of the reader) pay for none of the
+//! body handling: no deadline, no limit wrapper, no layer. That is part of
+//! what keeps an L1 hit near the cost of a static response.
 //!
 //! Stopping is graceful: the listener closes, each connection finishes its
 //! request in flight and closes; idle connections close at once.
@@ -25,7 +30,6 @@
 use crate::config::HttpConfig;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, Response};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -62,7 +66,6 @@ pub async fn serve(
     limits: &HttpConfig,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let router = with_body_limit(router, limits.max_body_bytes);
     let limits = Arc::new(limits.clone());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
@@ -97,16 +100,6 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
 
-/// 413 before reading when `Content-Length` is too large; the same bound on
-/// bodies without one. Axum's own smaller default limit is lifted, so this
-/// is the one limit.
-fn with_body_limit(router: Router, max: u64) -> Router {
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    router
-        .layer(DefaultBodyLimit::disable())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max))
-}
-
 /// Answers a connection over the cap without waiting on it. The socket is
 /// fresh, so its send buffer has room: a non-blocking write either sends the
 /// whole answer or the client has already gone.
@@ -135,6 +128,7 @@ impl Connection {
             router: self.router,
             activity: Arc::clone(&activity),
             body_timeout: self.limits.body_read_timeout,
+            max_body_bytes: self.limits.max_body_bytes,
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         // The header timeout is enforced below (see the module comment).
@@ -348,13 +342,14 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Hands each request to the router with a deadline on its body, and marks
-/// the connection busy until the response is sent.
+/// Hands each request to the router with a deadline and a size limit on its
+/// body, and marks the connection busy until the response is sent.
 #[derive(Clone)]
 struct RequestService {
     router: Router,
     activity: Arc<Activity>,
     body_timeout: Duration,
+    max_body_bytes: u64,
 }
 
 impl tower::Service<Request<Incoming>> for RequestService {
@@ -369,23 +364,32 @@ impl tower::Service<Request<Incoming>> for RequestService {
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
         let busy = Busy(Arc::clone(&self.activity));
-        // Most requests (GETs) have no body: no deadline, no timer for them.
+        // Most requests (GETs) have no body: no deadline, no limit for them.
         let request = if request.body().is_end_stream() {
             request.map(Body::new)
+        } else if announced_length(&request).is_some_and(|n| n > self.max_body_bytes) {
+            let response = sent(too_large(self.max_body_bytes), busy);
+            return Box::pin(std::future::ready(Ok(response)));
         } else {
-            request.map(|body| Body::new(Deadline::new(body, self.body_timeout)))
+            let (limit, timeout) = (self.max_body_bytes, self.body_timeout);
+            request.map(|body| Body::new(Deadline::new(body, timeout, limit)))
         };
         let router = self.router.clone();
         Box::pin(async move {
             let response = router.oneshot(request).await?;
-            Ok(response.map(|body| {
-                Body::new(Sent {
-                    inner: body,
-                    _busy: busy,
-                })
-            }))
+            Ok(sent(response, busy))
         })
     }
+}
+
+/// The response, holding the connection busy until its body is sent.
+fn sent(response: Response<Body>, busy: Busy) -> Response<Body> {
+    response.map(|body| {
+        Body::new(Sent {
+            inner: body,
+            _busy: busy,
+        })
+    })
 }
 
 /// Marks the connection idle again when dropped (the response is sent, or
@@ -442,21 +446,45 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A request body that fails once its deadline passes.
+/// A request body that fails once its deadline passes, or once more bytes
+/// than the limit arrived (for bodies whose length was not announced, or
+/// was announced wrongly).
 struct Deadline {
-    inner: Incoming,
+    inner: http_body_util::Limited<Incoming>,
     sleep: Pin<Box<Sleep>>,
     limit: Duration,
 }
 
 impl Deadline {
-    fn new(inner: Incoming, limit: Duration) -> Self {
+    fn new(inner: Incoming, limit: Duration, max_bytes: u64) -> Self {
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         Deadline {
-            inner,
+            inner: http_body_util::Limited::new(inner, max_bytes),
             sleep: Box::pin(tokio::time::sleep(limit)),
             limit,
         }
     }
+}
+
+/// The body length a request announces in `Content-Length`, if any.
+fn announced_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// 413, before the body is read.
+fn too_large(max: u64) -> Response<Body> {
+    let detail = format!("the request body is larger than {max} bytes");
+    crate::reader::respond::problem(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "Request body too large",
+        detail,
+    )
 }
 
 impl HttpBody for Deadline {
@@ -468,7 +496,7 @@ impl HttpBody for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            return Poll::Ready(frame);
         }
         match self.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout(self.limit).into()))),

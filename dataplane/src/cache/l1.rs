@@ -34,7 +34,12 @@ impl Expiry<String, Cached> for JitteredTtl {
     }
 }
 
-pub type L1 = Cache<String, Cached>;
+/// The hasher of L1 and of the version floors: the key of every request is
+/// hashed with it, so it is the fast one (seeded per map, so keys a client
+/// chooses cannot be aimed at one bucket across processes).
+pub type Hasher = foldhash::fast::RandomState;
+
+pub type L1 = Cache<String, Cached, Hasher>;
 
 pub fn build(max_bytes: u64, ttl: Duration) -> L1 {
     Cache::builder()
@@ -46,5 +51,5 @@ pub fn build(max_bytes: u64, ttl: Duration) -> L1 {
                 .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
         })
         .expire_after(JitteredTtl(ttl))
-        .build()
+        .build_with_hasher(Hasher::default())
 }

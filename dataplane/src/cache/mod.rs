@@ -75,14 +75,26 @@ struct Guarded<T> {
     tier: Tier,
     inner: T,
     breaker: Breaker,
+    /// This tier's `cachebridge_breaker_state` series, resolved once: it is
+    /// set after every call.
+    breaker_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl<T> Guarded<T> {
-    fn new(tier: Tier, inner: T, (failures, cooldown): (u32, std::time::Duration)) -> Self {
+    fn new(
+        tier: Tier,
+        inner: T,
+        (failures, cooldown): (u32, std::time::Duration),
+        metrics: &Metrics,
+    ) -> Self {
         Guarded {
             tier,
             inner,
             breaker: Breaker::new(failures, cooldown),
+            breaker_gauge: metrics
+                .breaker_state
+                .get_or_create(&TierLabels { tier })
+                .clone(),
         }
     }
 }
@@ -93,7 +105,7 @@ pub struct TieredCache {
     l1: L1,
     l2: Option<Guarded<Arc<Memcached>>>,
     l3: Guarded<Arc<L3>>,
-    floors: Mutex<HashMap<String, u64>>,
+    floors: Mutex<HashMap<String, u64, l1::Hasher>>,
     /// Bumped whenever a floor rises (under the floors' lock, after the
     /// rise): answers built from look-ups stay current while it stands still.
     changes: AtomicU64,
@@ -114,9 +126,9 @@ impl TieredCache {
         TieredCache {
             keys,
             l1,
-            l2: l2.map(|m| Guarded::new(Tier::L2, Arc::new(m), breakers)),
-            l3: Guarded::new(Tier::L3, l3, breakers),
-            floors: Mutex::new(HashMap::new()),
+            l2: l2.map(|m| Guarded::new(Tier::L2, Arc::new(m), breakers, &metrics)),
+            l3: Guarded::new(Tier::L3, l3, breakers, &metrics),
+            floors: Mutex::new(HashMap::default()),
             changes: AtomicU64::new(0),
             l3_generation: AtomicU64::new(0),
             metrics,
@@ -367,10 +379,7 @@ impl TieredCache {
     }
 
     fn export_breaker<T>(&self, tier: &Guarded<T>) {
-        self.metrics
-            .breaker_state
-            .get_or_create(&TierLabels { tier: tier.tier })
-            .set(tier.breaker.state().as_gauge());
+        tier.breaker_gauge.set(tier.breaker.state().as_gauge());
     }
 
     /// Whether the source of truth answered its last call.
@@ -477,7 +486,7 @@ impl TieredCache {
         self.l1.entry_count()
     }
 
-    fn floors_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn floors_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64, l1::Hasher>> {
         self.floors.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

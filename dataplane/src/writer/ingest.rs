@@ -19,7 +19,7 @@ use crate::reader::respond::problem;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::StringRejection;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{AUTHORIZATION, CONNECTION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -45,6 +45,9 @@ pub fn router(book: SharedBook, metrics: Arc<Metrics>, token: Option<Arc<TokenFi
     };
     Router::new()
         .route("/ingest", post(ingest))
+        // The server's own limit (crate::serve) is the one limit: lift
+        // axum's smaller default for body extractors.
+        .route_layer(DefaultBodyLimit::disable())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
