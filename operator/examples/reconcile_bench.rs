@@ -153,6 +153,8 @@ fn simulated_clock() -> Timestamp {
 }
 
 fn main() {
+    // kube's client builds a TLS connector even for http://; name the provider.
+    cachebridge_dataplane::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -249,6 +251,17 @@ async fn run(bridges: usize, concurrency: usize) {
     bench.play_watches().await;
     bench.pass().await;
     let after_setup_rss = proc_status("/proc/self/status", "VmHWM:");
+    // Progress, for runs cut short: the hour takes the longest.
+    eprintln!(
+        "first pass: {:.2} reads, {:.2} writes per bridge ({:.2} child writes per child), {:.1} s; \
+         ready pass: {:.2} reads, {:.2} writes per bridge; VmHWM {after_setup_rss}",
+        first.reads as f64 / bridges as f64,
+        first.writes as f64 / bridges as f64,
+        first.child_writes as f64 / children as f64,
+        first.wall.as_secs_f64(),
+        ready.reads as f64 / bridges as f64,
+        ready.writes as f64 / bridges as f64,
+    );
     let hour = bench.steady_hour(&redis).await;
 
     println!("| pass | API reads/bridge | API writes/bridge | watch events/bridge | wall time |");
@@ -421,6 +434,12 @@ impl Bench {
             SIMULATED.fetch_add(READY_REQUEUE.as_secs() as i64, Ordering::SeqCst);
             put_reports(redis, self.bridges, round).await;
             let p = self.pass().await;
+            if round % 20 == 0 {
+                eprintln!(
+                    "steady hour: round {round}/{ROUNDS}, {:.1} s of reconciles so far",
+                    (total.wall + p.wall).as_secs_f64()
+                );
+            }
             total.reads += p.reads;
             total.writes += p.writes;
             total.watch_events += p.watch_events;
