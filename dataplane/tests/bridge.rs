@@ -33,6 +33,7 @@ fn status(redis: &Server, secret: Option<&str>) -> CacheBridgeStatus {
             memcached: vec![],
             reader: None,
             sentinel: None,
+            redis_cluster: None,
         },
         password_secret: secret.map(|name| SecretKeySelector {
             name: name.into(),

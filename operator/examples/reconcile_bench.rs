@@ -3,8 +3,13 @@
 //! reads and writes per bridge for the first pass and for a simulated
 //! steady hour (requeues every 30 s, cache figures read from a real
 //! `redis-server` on every requeue, the watch events of the operator's own
-//! status writes), the watch traffic (counted apart), and the memory the
-//! operator itself holds.
+//! status writes), the watch traffic (counted apart), and the operator's
+//! peak memory.
+//!
+//! The in-memory API backend runs in a child process (this binary again,
+//! with `--backend`), reached over HTTP on loopback like a real API server,
+//! so this process's peak RSS (`VmHWM`) is the operator's own: reflector
+//! stores, reconciles, the HTTP client, the bridges as its watch holds them.
 //!
 //! `cargo run --release -p cachebridge-operator --example reconcile_bench [-- BRIDGES [CONCURRENCY]]`
 //!
@@ -23,9 +28,11 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_fake_client::{ClientBuilder, interceptor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -35,8 +42,7 @@ const PASSWORD: &str = "BenchPassw0rdForTheBridgeAclUser";
 /// Requeues of a ready bridge in one hour.
 const ROUNDS: i64 = 3600 / READY_REQUEUE.as_secs() as i64;
 
-/// Counts live heap bytes and their peak, so the operator's own memory can
-/// be told apart from the in-memory API backend's (both live in this process).
+/// Counts live heap bytes and their peak.
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -67,7 +73,8 @@ fn reset_peak() -> usize {
     live
 }
 
-/// Requests the backend received, by kind of request.
+/// Requests the backend received, by kind of request (kept in the backend
+/// process, read over HTTP at `/bench/counters`).
 #[derive(Default)]
 struct Counters {
     reads: AtomicU64,
@@ -75,13 +82,64 @@ struct Counters {
     status_writes: AtomicU64,
 }
 
-impl Counters {
-    fn take(&self) -> (u64, u64) {
-        self.status_writes.store(0, Ordering::Relaxed);
-        (
-            self.reads.swap(0, Ordering::Relaxed),
-            self.writes.swap(0, Ordering::Relaxed),
-        )
+/// A reading of [`Counters`].
+#[derive(Default, Clone, Copy, Serialize, Deserialize)]
+struct Counts {
+    reads: u64,
+    writes: u64,
+    status_writes: u64,
+}
+
+impl Counts {
+    fn minus(self, o: Counts) -> Counts {
+        Counts {
+            reads: self.reads - o.reads,
+            writes: self.writes - o.writes,
+            status_writes: self.status_writes - o.status_writes,
+        }
+    }
+    fn plus(self, o: Counts) -> Counts {
+        Counts {
+            reads: self.reads + o.reads,
+            writes: self.writes + o.writes,
+            status_writes: self.status_writes + o.status_writes,
+        }
+    }
+}
+
+/// The requests the reconciles made since the last `take`: the backend's
+/// counts, less what the bench itself asked (watch playing, setup).
+struct Tally {
+    client: Client,
+    base: Counts,
+    /// Counted before a pause for watch traffic, carried over it.
+    carry: Counts,
+}
+
+impl Tally {
+    async fn now(&self) -> Counts {
+        let request = axum::http::Request::get("/bench/counters")
+            .body(Vec::new())
+            .expect("request");
+        let text = self.client.request_text(request).await.expect("counters");
+        serde_json::from_str(&text).expect("counters JSON")
+    }
+
+    async fn take(&mut self) -> Counts {
+        let now = self.now().await;
+        let taken = now.minus(self.base).plus(self.carry);
+        self.base = now;
+        self.carry = Counts::default();
+        taken
+    }
+
+    /// Runs `f` without counting its requests.
+    async fn aside<T>(&mut self, f: impl Future<Output = T>) -> T {
+        let pending = self.take().await;
+        let out = f.await;
+        self.take().await;
+        self.carry = pending;
+        out
     }
 }
 
@@ -94,15 +152,63 @@ fn simulated_clock() -> Timestamp {
         .expect("a time within range")
 }
 
-#[tokio::main]
-async fn main() {
-    let mut args = std::env::args().skip(1);
-    let bridges: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
-    let baseline_rss = proc_status("VmRSS:");
+fn main() {
+    // kube's client builds a TLS connector even for http://; name the provider.
+    cachebridge_dataplane::tls::install_crypto_provider();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if args.first().map(String::as_str) == Some("--backend") {
+        let bridges = args[1].parse().expect("BRIDGES");
+        runtime.block_on(serve_backend(bridges, args[2].clone()));
+    } else {
+        let bridges = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+        let concurrency = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
+        runtime.block_on(run(bridges, concurrency));
+    }
+}
+
+/// The in-memory API backend in a child process, killed with the bench.
+struct BackendProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl BackendProcess {
+    fn start(bridges: usize, redis_url: &str) -> Self {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(["--backend", &bridges.to_string(), redis_url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the backend process");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the backend's port");
+        let port = line.trim().parse().expect("a port number");
+        BackendProcess { child, port }
+    }
+
+    fn peak_rss(&self) -> String {
+        proc_status(&format!("/proc/{}/status", self.child.id()), "VmHWM:")
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn run(bridges: usize, concurrency: usize) {
+    let baseline_rss = proc_status("/proc/self/status", "VmRSS:");
     let redis = acl_redis();
-    let counters = Arc::new(Counters::default());
-    let client = backend(bridges, &redis.url(), &counters).await;
+    let backend = BackendProcess::start(bridges, &redis.url());
+    let client = loopback_client(backend.port);
     let mut ctx = Context::new(
         client.clone(),
         Settings::default(),
@@ -111,10 +217,16 @@ async fn main() {
     ctx.observe_primary = false;
     ctx.clock = simulated_clock;
     let ctx = Arc::new(ctx);
+    let mut tally = Tally {
+        client: client.clone(),
+        base: Counts::default(),
+        carry: Counts::default(),
+    };
+    tally.take().await;
     let mut bench = Bench {
         client,
         ctx,
-        counters,
+        tally,
         bridges,
         concurrency,
         cached: HashMap::new(),
@@ -122,7 +234,7 @@ async fn main() {
     };
     println!(
         "{bridges} CacheBridges (external Redis: one real redis-server, 2 reader reports per bridge), \
-         {concurrency} reconciles in flight, in-memory API backend\n"
+         {concurrency} reconciles in flight, in-memory API backend in its own process over loopback HTTP\n"
     );
 
     // The watches' initial listing: before it, nothing is cached.
@@ -130,15 +242,26 @@ async fn main() {
     let first = bench.pass().await;
     bench.play_watches().await;
     let children = bench.ctx.caches.len();
-    make_ready(&bench.client).await;
+    bench.tally.aside(make_ready(&bench.client)).await;
     bench.play_watches().await;
-    bench.counters.take();
     let ready = bench.pass().await;
     // The readers' first reports, and the requeue that shows them.
     put_reports(&redis, bridges, 0).await;
     SIMULATED.fetch_add(READY_REQUEUE.as_secs() as i64, Ordering::SeqCst);
     bench.play_watches().await;
     bench.pass().await;
+    let after_setup_rss = proc_status("/proc/self/status", "VmHWM:");
+    // Progress, for runs cut short: the hour takes the longest.
+    eprintln!(
+        "first pass: {:.2} reads, {:.2} writes per bridge ({:.2} child writes per child), {:.1} s; \
+         ready pass: {:.2} reads, {:.2} writes per bridge; VmHWM {after_setup_rss}",
+        first.reads as f64 / bridges as f64,
+        first.writes as f64 / bridges as f64,
+        first.child_writes as f64 / children as f64,
+        first.wall.as_secs_f64(),
+        ready.reads as f64 / bridges as f64,
+        ready.writes as f64 / bridges as f64,
+    );
     let hour = bench.steady_hour(&redis).await;
 
     println!("| pass | API reads/bridge | API writes/bridge | watch events/bridge | wall time |");
@@ -166,7 +289,7 @@ async fn main() {
         first.child_writes as f64 / children as f64
     );
     println!(
-        "steady hour: {:.3} API requests per bridge per 10 min; {:.2} reads/s and {:.2} writes/s for the fleet",
+        "steady hour: {:.3} API requests per bridge per 10 min; {:.3} reads/s and {:.3} writes/s for the fleet",
         per_10_min,
         hour.pass.reads as f64 / 3600.0,
         hour.pass.writes as f64 / 3600.0
@@ -176,21 +299,40 @@ async fn main() {
         hour.status_writes, hour.status_triggers
     );
     println!(
-        "\nmemory: process VmRSS before the backend {baseline_rss}; operator caches {:.1} MiB \
-         ({} objects); peak heap the steady hour added {:.1} MiB; process VmHWM {}",
+        "\nmemory (operator process): VmRSS at start {baseline_rss}; watch caches {:.1} MiB of heap \
+         ({children} objects, {:.0} bytes each); heap peak {:.1} MiB; peak RSS (VmHWM) {after_setup_rss} \
+         after the first passes, {} after the steady hour",
         hour.cache_bytes as f64 / MIB,
-        children,
-        hour.transient_peak as f64 / MIB,
-        proc_status("VmHWM:")
+        hour.cache_bytes as f64 / children as f64,
+        PEAK_EVER
+            .load(Ordering::Relaxed)
+            .max(PEAK.load(Ordering::Relaxed)) as f64
+            / MIB,
+        proc_status("/proc/self/status", "VmHWM:")
+    );
+    println!(
+        "memory (in-memory API backend, another process, not the operator's): VmHWM {}",
+        backend.peak_rss()
     );
 }
 
+/// The highest heap peak seen before [`reset_peak`] was called.
+static PEAK_EVER: AtomicUsize = AtomicUsize::new(0);
+
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// A kube client of the backend process, as of an API server without TLS.
+fn loopback_client(port: u16) -> Client {
+    let url = format!("http://127.0.0.1:{port}").parse().expect("URL");
+    let mut config = kube::Config::new(url);
+    config.default_namespace = NS.into();
+    Client::try_from(config).expect("client")
+}
 
 struct Bench {
     client: Client,
     ctx: Arc<Context>,
-    counters: Arc<Counters>,
+    tally: Tally,
     bridges: usize,
     concurrency: usize,
     /// The bridges as the controller's own watch would hold them.
@@ -212,24 +354,31 @@ struct Hour {
     status_writes: u64,
     status_triggers: u64,
     cache_bytes: usize,
-    transient_peak: usize,
 }
 
 impl Bench {
     /// What the watches would have delivered by now: the children into the
     /// caches, the bridges into `cached`. Its requests are watch traffic,
-    /// not the reconcile's: they are taken off the counters.
+    /// not the reconcile's: they are not counted.
     async fn play_watches(&mut self) {
-        let (reads, writes) = self.counters.take();
-        self.ctx.fill_caches_from_api(NS).await.expect("list");
+        let ctx = Arc::clone(&self.ctx);
+        self.tally
+            .aside(async move { ctx.fill_caches_from_api(NS).await.expect("list") })
+            .await;
+        self.play_bridge_watch().await;
+    }
+
+    /// The bridges' watch alone (after rounds that wrote only statuses).
+    async fn play_bridge_watch(&mut self) {
         let api: Api<CacheBridge> = Api::namespaced(self.client.clone(), NS);
-        for cb in api.list(&ListParams::default()).await.expect("bridges") {
+        let listed = self
+            .tally
+            .aside(async move { api.list(&ListParams::default()).await.expect("bridges") })
+            .await;
+        for cb in listed {
             self.cached
                 .insert(cb.metadata.name.clone().unwrap(), Arc::new(cb));
         }
-        self.counters.take();
-        self.counters.reads.store(reads, Ordering::Relaxed);
-        self.counters.writes.store(writes, Ordering::Relaxed);
     }
 
     /// One reconcile of every bridge; the writes it made are the watch
@@ -244,30 +393,28 @@ impl Bench {
             .await;
         assert_eq!(failures, 0, "{failures} reconciles failed");
         let wall = start.elapsed();
-        let status = self.counters.status_writes.load(Ordering::Relaxed);
-        let (reads, writes) = self.counters.take();
+        let counts = self.tally.take().await;
         let events = self.recorded_events().await;
-        self.watch_events += writes - events;
+        self.watch_events += counts.writes - events;
         Pass {
-            reads,
-            writes,
-            child_writes: writes - status - events,
-            watch_events: writes - events,
+            reads: counts.reads,
+            writes: counts.writes,
+            child_writes: counts.writes - counts.status_writes - events,
+            watch_events: counts.writes - events,
             wall,
         }
     }
 
     /// Events the Recorder created (not watched by the operator).
-    async fn recorded_events(&self) -> u64 {
+    async fn recorded_events(&mut self) -> u64 {
         let events: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(self.client.clone(), NS);
-        let n = events
-            .list(&Default::default())
+        let n = self
+            .tally
+            .aside(async move { events.list(&Default::default()).await.expect("events") })
             .await
-            .expect("events")
             .items
             .len() as u64;
-        self.counters.take();
         let seen = EVENTS_SEEN.swap(n, Ordering::Relaxed);
         n - seen
     }
@@ -279,13 +426,20 @@ impl Bench {
     /// against the controller's trigger filter.
     async fn steady_hour(&mut self, redis: &Server) -> Hour {
         let cache_bytes = self.cache_bytes().await;
-        let start_heap = reset_peak();
+        PEAK_EVER.fetch_max(PEAK.load(Ordering::Relaxed), Ordering::Relaxed);
+        reset_peak();
         let mut total = Pass::default();
         let (mut status_writes, mut status_triggers) = (0, 0);
         for round in 1..=ROUNDS {
             SIMULATED.fetch_add(READY_REQUEUE.as_secs() as i64, Ordering::SeqCst);
             put_reports(redis, self.bridges, round).await;
             let p = self.pass().await;
+            if round % 20 == 0 {
+                eprintln!(
+                    "steady hour: round {round}/{ROUNDS}, {:.1} s of reconciles so far",
+                    (total.wall + p.wall).as_secs_f64()
+                );
+            }
             total.reads += p.reads;
             total.writes += p.writes;
             total.watch_events += p.watch_events;
@@ -293,7 +447,11 @@ impl Bench {
             if p.writes > 0 {
                 // The status writes come back through the bridges' watch.
                 let old: HashMap<String, Arc<CacheBridge>> = self.cached.clone();
-                self.play_watches().await;
+                if p.child_writes > 0 {
+                    self.play_watches().await;
+                } else {
+                    self.play_bridge_watch().await;
+                }
                 for (name, cb) in &self.cached {
                     if cb.status != old[name].status {
                         status_writes += 1;
@@ -304,13 +462,11 @@ impl Bench {
                 }
             }
         }
-        let transient_peak = PEAK.load(Ordering::Relaxed).saturating_sub(start_heap);
         Hour {
             pass: total,
             status_writes,
             status_triggers,
             cache_bytes,
-            transient_peak,
         }
     }
 
@@ -318,19 +474,67 @@ impl Bench {
     async fn cache_bytes(&mut self) -> usize {
         let full = LIVE.load(Ordering::Relaxed);
         // Play a watch restart on an empty namespace: every cache empties.
-        self.ctx
-            .fill_caches_from_api("nothing-here")
-            .await
-            .expect("list");
+        let ctx = Arc::clone(&self.ctx);
+        self.tally
+            .aside(async move {
+                ctx.fill_caches_from_api("nothing-here")
+                    .await
+                    .expect("list")
+            })
+            .await;
         let empty = LIVE.load(Ordering::Relaxed);
         self.play_watches().await;
-        self.counters.take();
         full.saturating_sub(empty)
     }
 }
 
 static EVENTS_SEEN: AtomicU64 = AtomicU64::new(0);
 
+/// The backend process: the in-memory API server, over HTTP on loopback.
+/// Prints its port, serves until its stdin closes (the bench ended).
+async fn serve_backend(bridges: usize, redis_url: String) {
+    let counters = Arc::new(Counters::default());
+    let client = backend(bridges, &redis_url, &counters).await;
+    let app = axum::Router::new()
+        .route(
+            "/bench/counters",
+            axum::routing::get({
+                let counters = Arc::clone(&counters);
+                move || async move {
+                    axum::Json(Counts {
+                        reads: counters.reads.load(Ordering::Relaxed),
+                        writes: counters.writes.load(Ordering::Relaxed),
+                        status_writes: counters.status_writes.load(Ordering::Relaxed),
+                    })
+                }
+            }),
+        )
+        .fallback(move |request: axum::extract::Request| forward(client.clone(), request));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("{}", listener.local_addr().expect("address").port());
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    axum::serve(listener, app).await.expect("serve");
+}
+
+/// One API request, handed to the in-memory backend as it came.
+async fn forward(client: Client, request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let request = axum::http::Request::from_parts(parts, kube::client::Body::from(body));
+    match client.send(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
 /// A Redis with the ACL user every bench bridge uses (one key prefix each).
 fn acl_redis() -> Server {
     let user_line = format!("cachebridge on >{PASSWORD} {}", acl_rules("cb:bench:"));
@@ -477,8 +681,8 @@ async fn make_ready(client: &Client) {
     }
 }
 
-fn proc_status(field: &str) -> String {
-    std::fs::read_to_string("/proc/self/status")
+fn proc_status(path: &str, field: &str) -> String {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()

@@ -20,7 +20,7 @@
 //! [`ensure_secret`] (a password Secret missing from the cache).
 
 use crate::FIELD_MANAGER;
-use crate::caches::{Caches, SeenSecrets, cached};
+use crate::caches::{Caches, SeenSecrets, Slim, cached};
 use crate::desired::labels::APPLIED_HASH;
 use crate::desired::secret::generated_keys;
 use crate::desired::{Child, ChildKey, Desired, Kind};
@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::validate::Bridge;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -158,13 +159,19 @@ async fn apply_child(
             applied.stateful_sets.insert(key.name.clone(), live);
             outcome
         }
-        Child::Deployment(o) => {
-            let (live, outcome) = ensure(
-                Api::<Deployment>::namespaced(k.clone(), ns),
-                &c.deployments,
+        Child::HorizontalPodAutoscaler(o) => {
+            ensure(
+                Api::<HorizontalPodAutoscaler>::namespaced(k.clone(), ns),
+                &c.horizontal_pod_autoscalers,
                 o,
             )
-            .await?;
+            .await?
+            .1
+        }
+        Child::Deployment(o) => {
+            let api = Api::<Deployment>::namespaced(k.clone(), ns);
+            hand_over_replicas(&api, &c.deployments, o).await?;
+            let (live, outcome) = ensure(api, &c.deployments, o).await?;
             applied.deployments.insert(key.name.clone(), live);
             outcome
         }
@@ -193,7 +200,7 @@ pub enum Outcome {
 
 /// Server-side applies `desired` unless the cached live object already
 /// matches it.
-pub async fn ensure<K>(api: Api<K>, cache: &Store<K>, desired: &K) -> Result<(K, Outcome)>
+pub async fn ensure<K>(api: Api<K>, cache: &Store<Slim<K>>, desired: &K) -> Result<(K, Outcome)>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -201,9 +208,9 @@ where
     let body = with_hash(typed_json(desired)?);
     let live = cached(cache, &namespace_of(desired), &name);
     if let Some(live) = &live
-        && up_to_date(&serde_json::to_value(&**live)?, &body)
+        && up_to_date(&live.to_json()?, &body)
     {
-        return Ok(((**live).clone(), Outcome::Unchanged));
+        return Ok((live.object()?, Outcome::Unchanged));
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api.patch(&name, &params, &Patch::Apply(&body)).await?;
@@ -215,13 +222,66 @@ where
     Ok((written, outcome))
 }
 
+/// The field manager that keeps a Deployment's `replicas` while its
+/// ownership passes from the operator to a HorizontalPodAutoscaler.
+pub const HANDOVER_MANAGER: &str = "cachebridge-operator-handover";
+
+/// Before the operator stops setting a live Deployment's `replicas` (the
+/// bridge turned autoscaling on), another manager takes the field over at
+/// its current value. Without it, server-side apply would remove a field
+/// that no manager owns any more, and the Deployment would fall back to
+/// one replica until the HPA scales it up again. The HPA then changes it
+/// like any owner would. Done only while the cached Deployment still has a
+/// count and the desired one none, i.e. only when the apply would release
+/// the field (each later change of the Deployment repeats it, one small
+/// write, harmless: the same value). A conflict means another manager (the
+/// HPA) set a different value since, so the handover is not needed.
+async fn hand_over_replicas(
+    api: &Api<Deployment>,
+    cache: &Store<Slim<Deployment>>,
+    desired: &Deployment,
+) -> Result<()> {
+    if desired.spec.as_ref().and_then(|s| s.replicas).is_some() {
+        return Ok(());
+    }
+    let name = desired.name_any();
+    let Some(live) = cached(cache, &namespace_of(desired), &name) else {
+        return Ok(());
+    };
+    let live = live.to_json()?;
+    let Some(replicas) = live.pointer("/spec/replicas").cloned() else {
+        return Ok(());
+    };
+    if !up_to_date(&live, &with_hash(typed_json(desired)?)) {
+        let body = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace_of(desired)},
+            "spec": {"replicas": replicas},
+        });
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(HANDOVER_MANAGER),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// A StatefulSet, replaced when the change touches a field Kubernetes will
 /// not update in place (volumeClaimTemplates when persistence is switched
 /// on, for instance). The old one is deleted with `Orphan` propagation, so
 /// its pods keep serving until the new StatefulSet adopts and rolls them.
 async fn ensure_stateful_set(
     api: Api<StatefulSet>,
-    cache: &Store<StatefulSet>,
+    cache: &Store<Slim<StatefulSet>>,
     desired: &StatefulSet,
 ) -> Result<(StatefulSet, Outcome)> {
     match ensure(api.clone(), cache, desired).await {
@@ -390,6 +450,15 @@ async fn delete_if_owned(
             )
             .await?
         }
+        Kind::HorizontalPodAutoscaler => {
+            delete_owned(
+                Api::<HorizontalPodAutoscaler>::namespaced(k.clone(), ns),
+                &c.horizontal_pod_autoscalers,
+                b,
+                name,
+            )
+            .await?
+        }
         Kind::PodDisruptionBudget => {
             delete_owned(
                 Api::<PodDisruptionBudget>::namespaced(k.clone(), ns),
@@ -406,7 +475,12 @@ async fn delete_if_owned(
     Ok(())
 }
 
-async fn delete_owned<K>(api: Api<K>, cache: &Store<K>, b: &Bridge, name: &str) -> Result<bool>
+async fn delete_owned<K>(
+    api: Api<K>,
+    cache: &Store<Slim<K>>,
+    b: &Bridge,
+    name: &str,
+) -> Result<bool>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
@@ -416,9 +490,10 @@ where
     delete_if_ours(&api, b, name, &*live).await
 }
 
-async fn delete_if_ours<K>(api: &Api<K>, b: &Bridge, name: &str, live: &K) -> Result<bool>
+async fn delete_if_ours<K, L>(api: &Api<K>, b: &Bridge, name: &str, live: &L) -> Result<bool>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    L: Resource,
 {
     let ours = live.owner_references().iter().any(|o| o.uid == b.owner.uid);
     if !ours {

@@ -26,24 +26,36 @@
 //!   it; if it is not cached yet, its creation event triggers a reconcile
 //!   that deletes it.
 //!
-//! `managedFields` are dropped before objects are cached: the reconcile never
-//! reads them and they are a large share of every object's size.
+//! Objects are cached as [`Slim`] copies: their metadata (without
+//! `managedFields`, which the reconcile never reads) and the rest as compact
+//! JSON text. The typed k8s-openapi structs hold every optional field of a
+//! pod template inline (a `Volume` alone is kilobytes of `None`s), so a
+//! cached Deployment took several times the size of its JSON; at 1000
+//! bridges that was most of the operator's memory (operator/BENCHMARKS.md).
+//! The reconcile compares JSON anyway, and parses the few workloads whose
+//! status it reads when it needs them.
 
 use crate::desired::labels;
 use crate::error::Result;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,30 +65,32 @@ pub const SECRET_RECHECK: Duration = Duration::from_secs(3600);
 /// The read side: one store per child kind.
 #[derive(Clone)]
 pub struct Caches {
-    pub service_accounts: Store<ServiceAccount>,
-    pub roles: Store<Role>,
-    pub role_bindings: Store<RoleBinding>,
-    pub config_maps: Store<ConfigMap>,
-    pub services: Store<Service>,
-    pub network_policies: Store<NetworkPolicy>,
-    pub stateful_sets: Store<StatefulSet>,
-    pub deployments: Store<Deployment>,
-    pub pod_disruption_budgets: Store<PodDisruptionBudget>,
+    pub service_accounts: Store<Slim<ServiceAccount>>,
+    pub roles: Store<Slim<Role>>,
+    pub role_bindings: Store<Slim<RoleBinding>>,
+    pub config_maps: Store<Slim<ConfigMap>>,
+    pub services: Store<Slim<Service>>,
+    pub network_policies: Store<Slim<NetworkPolicy>>,
+    pub stateful_sets: Store<Slim<StatefulSet>>,
+    pub deployments: Store<Slim<Deployment>>,
+    pub pod_disruption_budgets: Store<Slim<PodDisruptionBudget>>,
+    pub horizontal_pod_autoscalers: Store<Slim<HorizontalPodAutoscaler>>,
     pub secrets: Arc<SeenSecrets>,
 }
 
 /// The write side, fed by the controller's watches (or, in tests and the
 /// benchmark, by [`CacheWriters::fill_from`], which plays them).
 pub struct CacheWriters {
-    pub service_accounts: Writer<ServiceAccount>,
-    pub roles: Writer<Role>,
-    pub role_bindings: Writer<RoleBinding>,
-    pub config_maps: Writer<ConfigMap>,
-    pub services: Writer<Service>,
-    pub network_policies: Writer<NetworkPolicy>,
-    pub stateful_sets: Writer<StatefulSet>,
-    pub deployments: Writer<Deployment>,
-    pub pod_disruption_budgets: Writer<PodDisruptionBudget>,
+    pub service_accounts: Writer<Slim<ServiceAccount>>,
+    pub roles: Writer<Slim<Role>>,
+    pub role_bindings: Writer<Slim<RoleBinding>>,
+    pub config_maps: Writer<Slim<ConfigMap>>,
+    pub services: Writer<Slim<Service>>,
+    pub network_policies: Writer<Slim<NetworkPolicy>>,
+    pub stateful_sets: Writer<Slim<StatefulSet>>,
+    pub deployments: Writer<Slim<Deployment>>,
+    pub pod_disruption_budgets: Writer<Slim<PodDisruptionBudget>>,
+    pub horizontal_pod_autoscalers: Writer<Slim<HorizontalPodAutoscaler>>,
 }
 
 /// Empty caches and the writers that fill them.
@@ -90,6 +104,7 @@ pub fn caches() -> (Caches, CacheWriters) {
     let (stateful_sets, w_sts) = reflector::store();
     let (deployments, w_deploy) = reflector::store();
     let (pod_disruption_budgets, w_pdb) = reflector::store();
+    let (horizontal_pod_autoscalers, w_hpa) = reflector::store();
     let caches = Caches {
         service_accounts,
         roles,
@@ -100,6 +115,7 @@ pub fn caches() -> (Caches, CacheWriters) {
         stateful_sets,
         deployments,
         pod_disruption_budgets,
+        horizontal_pod_autoscalers,
         secrets: Arc::default(),
     };
     let writers = CacheWriters {
@@ -112,16 +128,115 @@ pub fn caches() -> (Caches, CacheWriters) {
         stateful_sets: w_sts,
         deployments: w_deploy,
         pod_disruption_budgets: w_pdb,
+        horizontal_pod_autoscalers: w_hpa,
     };
     (caches, writers)
 }
 
 /// The object `name` in `namespace`, as the cache holds it.
-pub fn cached<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
+pub fn cached<K>(store: &Store<Slim<K>>, namespace: &str, name: &str) -> Option<Arc<Slim<K>>>
 where
-    K: Resource<DynamicType = ()> + Clone,
+    K: Resource<DynamicType = ()>,
 {
     store.get(&ObjectRef::new(name).within(namespace))
+}
+
+/// A cached child: its metadata, and everything else as compact JSON.
+pub struct Slim<K> {
+    meta: ObjectMeta,
+    /// The object without `metadata`, as JSON text.
+    rest: Box<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Slim<K> {
+    fn clone(&self) -> Self {
+        Slim {
+            meta: self.meta.clone(),
+            rest: self.rest.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Debug for Slim<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slim")
+            .field("meta", &self.meta)
+            .field("rest", &self.rest)
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Serialize> Slim<K> {
+    /// The cached form of `object`, without its `managedFields`.
+    pub fn new(mut object: K) -> Self {
+        let mut meta = std::mem::take(object.meta_mut());
+        meta.managed_fields = None;
+        // Serializing a k8s-openapi object (string keys, no maps with
+        // other keys) cannot fail.
+        let rest = serde_json::to_string(&object).expect("a Kubernetes object serializes");
+        Slim {
+            meta,
+            rest: rest.into_boxed_str(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The object as JSON, metadata included (what the reconcile compares).
+    pub fn to_json(&self) -> serde_json::Result<Value> {
+        let mut value: Value = serde_json::from_str(&self.rest)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("metadata".into(), serde_json::to_value(&self.meta)?);
+        }
+        Ok(value)
+    }
+
+    /// The typed object (for the workloads whose status the reconcile reads).
+    pub fn object(&self) -> serde_json::Result<K>
+    where
+        K: DeserializeOwned,
+    {
+        serde_json::from_value(self.to_json()?)
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Slim<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
+
+/// A watch event with its object made [`Slim`].
+fn slim_event<K: Resource<DynamicType = ()> + Serialize>(
+    event: watcher::Event<K>,
+) -> watcher::Event<Slim<K>> {
+    use watcher::Event;
+    match event {
+        Event::Apply(o) => Event::Apply(Slim::new(o)),
+        Event::Delete(o) => Event::Delete(Slim::new(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(Slim::new(o)),
+        Event::InitDone => Event::InitDone,
+    }
 }
 
 /// What was last seen of each Secret (`None`: it did not exist), by
@@ -179,6 +294,7 @@ impl Caches {
             self.stateful_sets.wait_until_ready(),
             self.deployments.wait_until_ready(),
             self.pod_disruption_budgets.wait_until_ready(),
+            self.horizontal_pod_autoscalers.wait_until_ready(),
         );
     }
 
@@ -193,6 +309,7 @@ impl Caches {
             + self.stateful_sets.state().len()
             + self.deployments.state().len()
             + self.pod_disruption_budgets.state().len()
+            + self.horizontal_pod_autoscalers.state().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,15 +330,17 @@ impl CacheWriters {
         fill(&mut self.network_policies, client, namespace).await?;
         fill(&mut self.stateful_sets, client, namespace).await?;
         fill(&mut self.deployments, client, namespace).await?;
-        fill(&mut self.pod_disruption_budgets, client, namespace).await
+        fill(&mut self.pod_disruption_budgets, client, namespace).await?;
+        fill(&mut self.horizontal_pod_autoscalers, client, namespace).await
     }
 }
 
-async fn fill<K>(writer: &mut Writer<K>, client: &Client, namespace: &str) -> Result<()>
+async fn fill<K>(writer: &mut Writer<Slim<K>>, client: &Client, namespace: &str) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
+        + Serialize
         + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
@@ -229,9 +348,8 @@ where
         .list(&ListParams::default().labels(&owned_selector()))
         .await?;
     writer.apply_watcher_event(&watcher::Event::Init);
-    for mut o in listed.items {
-        o.managed_fields_mut().clear();
-        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    for o in listed.items {
+        writer.apply_watcher_event(&watcher::Event::InitApply(Slim::new(o)));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
     Ok(())
@@ -241,15 +359,23 @@ where
 /// cache current; the stream's objects trigger reconciles of their owners.
 pub fn watch<K>(
     api: Api<K>,
-    writer: Writer<K>,
-) -> impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static
+    writer: Writer<Slim<K>>,
+) -> impl futures::Stream<Item = std::result::Result<Slim<K>, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
+    use futures::TryStreamExt;
     let config = watcher::Config::default().labels(&owned_selector());
     watcher(api, config)
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .map_ok(slim_event)
         .reflect(writer)
         .touched_objects()
 }

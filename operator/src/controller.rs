@@ -26,6 +26,7 @@ use cachebridge_api::v1alpha1::{CacheBridge, CacheBridgeStatus};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -234,8 +235,11 @@ async fn probe_redis(
     if !ctx.probe_redis || !matches!(b.redis, RedisPlan::External(_)) {
         return Ok(Probe::NotAsked);
     }
-    let (url, _) = status::redis_endpoint(b, cb.status.as_ref(), observed);
     let key = ObjectRef::from_obj(cb);
+    if let Some(nodes) = desired::config::cluster_nodes(b) {
+        return probe::cluster(&ctx.probes, &ctx.secrets, key, b, &nodes, now).await;
+    }
+    let (url, _) = status::redis_endpoint(b, cb.status.as_ref(), observed);
     probe::external(&ctx.probes, &ctx.secrets, key, b, url.as_deref(), now).await
 }
 
@@ -248,10 +252,18 @@ async fn read_figures(
     now: Timestamp,
 ) -> Option<Vec<stats::ReaderReport>> {
     let read = async {
-        let url =
-            status.endpoints.redis.clone().ok_or_else(|| {
+        // A cluster is read from a seed node (MOVED is followed, see `stats`).
+        let seed = status
+            .endpoints
+            .redis_cluster
+            .as_ref()
+            .and_then(|n| n.first());
+        let url = match seed {
+            Some(node) => format!("redis://{node}"),
+            None => status.endpoints.redis.clone().ok_or_else(|| {
                 Error::Stats("no Sentinel has named the Redis primary yet".into())
-            })?;
+            })?,
+        };
         let target = stats::target(&ctx.secrets, b, url).await?;
         stats::read_reports(&target, &b.key_prefix, now).await
     };
@@ -400,6 +412,10 @@ pub async fn run(
         .owns_stream(caches::watch(scope.api::<ServiceAccount>(client.clone()), w.service_accounts))
         .owns_stream(caches::watch(scope.api::<Role>(client.clone()), w.roles))
         .owns_stream(caches::watch(scope.api::<RoleBinding>(client.clone()), w.role_bindings))
+        .owns_stream(caches::watch(
+            scope.api::<HorizontalPodAutoscaler>(client.clone()),
+            w.horizontal_pod_autoscalers,
+        ))
         // Pods are not watched: a failover shows in the StatefulSets' ready
         // counts (the old primary goes and comes back), which trigger a reconcile.
         .graceful_shutdown_on(shutdown)

@@ -8,6 +8,9 @@
 //! password, permissions, network, TLS or time failed, with a message that
 //! tells the user what to check ([`ProbeError`]).
 //!
+//! An external Redis Cluster is probed the same way on its seed nodes, in
+//! turn, until one answers ([`cluster`]).
+//!
 //! At 1000 bridges the probes must stay cheap. A result is kept per bridge
 //! ([`Probes`]) and used again until the URL, user or password changes (the
 //! password as the Secret cache holds it: no API read of its own), or until
@@ -200,7 +203,8 @@ pub struct Probes {
 struct Kept {
     fingerprint: u64,
     at: Timestamp,
-    result: std::result::Result<(), ProbeError>,
+    /// The URL that answered, or why none did.
+    result: std::result::Result<String, ProbeError>,
 }
 
 impl Probes {
@@ -210,11 +214,11 @@ impl Probes {
         key: &ObjectRef<CacheBridge>,
         fingerprint: u64,
         now: Timestamp,
-    ) -> Option<std::result::Result<(), ProbeError>> {
+    ) -> Option<std::result::Result<String, ProbeError>> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let k = kept.get(key).filter(|k| k.fingerprint == fingerprint)?;
         let trusted_for = match k.result {
-            Ok(()) => RECHECK_OK,
+            Ok(_) => RECHECK_OK,
             Err(_) => RECHECK_FAILED,
         };
         (now.duration_since(k.at).unsigned_abs() < trusted_for).then(|| k.result.clone())
@@ -225,7 +229,7 @@ impl Probes {
         key: ObjectRef<CacheBridge>,
         fingerprint: u64,
         now: Timestamp,
-        result: std::result::Result<(), ProbeError>,
+        result: std::result::Result<String, ProbeError>,
     ) {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         kept.insert(
@@ -250,12 +254,40 @@ pub async fn external(
     url: Option<&str>,
     now: Timestamp,
 ) -> Result<Probe> {
-    let (secret, secret_key) = desired::password_secret(b);
     let Some(url) = url else {
         return Ok(Probe::Failed(ProbeError::NoPrimary {
             why: "no Sentinel has named it".into(),
         }));
     };
+    any_of(probes, secrets, key, b, &[url.to_string()], now).await
+}
+
+/// The probe of an external Redis Cluster: a PING as the bridge's user on
+/// its seed nodes in turn, until one answers (any node does; clients learn
+/// the others from it). When none does, the first node's failure is shown.
+pub async fn cluster(
+    probes: &Probes,
+    secrets: &Secrets,
+    key: ObjectRef<CacheBridge>,
+    b: &Bridge,
+    nodes: &[String],
+    now: Timestamp,
+) -> Result<Probe> {
+    let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}")).collect();
+    any_of(probes, secrets, key, b, &urls, now).await
+}
+
+/// PINGs the first of `urls` that answers, with the kept result reused
+/// while fresh (see [`Probes`]).
+async fn any_of(
+    probes: &Probes,
+    secrets: &Secrets,
+    key: ObjectRef<CacheBridge>,
+    b: &Bridge,
+    urls: &[String],
+    now: Timestamp,
+) -> Result<Probe> {
+    let (secret, secret_key) = desired::password_secret(b);
     let Some(password) = secrets.read_key(&b.namespace, &secret, &secret_key).await? else {
         // Read again next time: the user may be about to create it.
         secrets.forget(&b.namespace, &secret);
@@ -265,18 +297,19 @@ pub async fn external(
         }));
     };
     let user = config::redis_username(b);
-    let target = Target {
+    let target = |url| Target {
         url,
         user: user.as_deref(),
         password: &password,
         secret: &secret,
         key: &secret_key,
     };
-    let fingerprint = target.fingerprint();
+    let all = urls.join(",");
+    let fingerprint = target(&all).fingerprint();
     let result = match probes.fresh(&key, fingerprint, now) {
         Some(kept) => kept,
         None => {
-            let result = ping(&target).await;
+            let result = first_answer(urls.iter().map(|u| target(u))).await;
             if let Err(e) = &result {
                 tracing::info!(bridge = %b.name, namespace = %b.namespace, reason = e.reason(), error = %e, "external Redis probe failed");
             }
@@ -290,12 +323,30 @@ pub async fn external(
         secrets.forget(&b.namespace, &secret);
     }
     Ok(match result {
-        Ok(()) => Probe::Answered {
-            url: url.to_string(),
-            user: target.user_name(),
+        Ok(url) => Probe::Answered {
+            url,
+            user: target("").user_name(),
         },
         Err(e) => Probe::Failed(e),
     })
+}
+
+/// The URL of the first target that answers PING, or the first failure.
+async fn first_answer<'a>(
+    targets: impl Iterator<Item = Target<'a>>,
+) -> std::result::Result<String, ProbeError> {
+    let mut first_failure = None;
+    for target in targets {
+        match ping(&target).await {
+            Ok(()) => return Ok(target.url.to_string()),
+            Err(e) => {
+                first_failure.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_failure.unwrap_or(ProbeError::NoPrimary {
+        why: "no address to probe".into(),
+    }))
 }
 
 #[cfg(test)]
@@ -310,8 +361,9 @@ mod tests {
     fn results_are_kept_until_they_age_or_what_they_were_for_changes() {
         let probes = Probes::default();
         let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
-        probes.keep(key(), 1, t(0), Ok(()));
-        assert_eq!(probes.fresh(&key(), 1, t(299)), Some(Ok(())));
+        let answered = || Ok("redis://r:6379".to_string());
+        probes.keep(key(), 1, t(0), answered());
+        assert_eq!(probes.fresh(&key(), 1, t(299)), Some(answered()));
         assert_eq!(probes.fresh(&key(), 1, t(300)), None, "a success ages");
         assert_eq!(probes.fresh(&key(), 2, t(1)), None, "another password");
         let failed = ProbeError::Timeout {

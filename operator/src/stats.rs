@@ -222,17 +222,19 @@ async fn read_hash(
     now: Timestamp,
 ) -> Result<Vec<ReaderReport>> {
     let stats_err = |e: redis::RedisError| Error::Stats(format!("{}: {e}", target.url));
-    let mut conn = open(target)
-        .map_err(stats_err)?
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(stats_err)?;
+    let mut conn = connect(target, &target.url).await.map_err(stats_err)?;
     let hash = Keys::new(key_prefix).reader_stats();
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(&hash)
-        .query_async(&mut conn)
-        .await
-        .map_err(stats_err)?;
+    let mut hgetall = redis::cmd("HGETALL");
+    hgetall.arg(&hash);
+    let fields: HashMap<String, String> = match hgetall.query_async(&mut conn).await {
+        Err(e) if e.redirect_node().is_some() => {
+            // A Redis Cluster node that does not hold the bridge's slot
+            // names the one that does: read (and prune) there.
+            conn = follow_redirect(target, &e).await.map_err(stats_err)?;
+            hgetall.query_async(&mut conn).await.map_err(stats_err)?
+        }
+        other => other.map_err(stats_err)?,
+    };
     let sorted = sort_reports(fields, now);
     if !sorted.stale.is_empty() {
         // A reader that reports again between HGETALL and HDEL loses that
@@ -247,6 +249,30 @@ async fn read_hash(
         }
     }
     Ok(sorted.fresh)
+}
+
+async fn connect(
+    target: &RedisTarget,
+    url: &str,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    client(url, target.username.as_deref(), target.password.as_deref())?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+/// A connection to the node a MOVED or ASK answer names (same user and
+/// password: the ACL user must exist on every node of a cluster). After
+/// ASK (a slot being migrated) the next command must be preceded by ASKING.
+async fn follow_redirect(
+    target: &RedisTarget,
+    redirect: &redis::RedisError,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let (node, _slot) = redirect.redirect_node().unwrap_or_default();
+    let mut conn = connect(target, &format!("redis://{node}")).await?;
+    if redirect.code() == Some("ASK") {
+        redis::cmd("ASKING").query_async::<()>(&mut conn).await?;
+    }
+    Ok(conn)
 }
 
 /// The fields of a stats hash, sorted.
@@ -282,14 +308,6 @@ fn written_recently(report: &ReaderReport, now: Timestamp) -> bool {
         .as_deref()
         .and_then(|at| at.parse::<Timestamp>().ok())
         .is_some_and(|at| now.duration_since(at).unsigned_abs() <= REPORT_EXPIRES_AFTER)
-}
-
-fn open(target: &RedisTarget) -> redis::RedisResult<redis::Client> {
-    client(
-        &target.url,
-        target.username.as_deref(),
-        target.password.as_deref(),
-    )
 }
 
 /// A client for `url` with credentials set apart from the URL (a password

@@ -12,7 +12,7 @@
 
 use crate::FIELD_MANAGER;
 use crate::apply::Applied;
-use crate::desired::{self, config, names};
+use crate::desired::{self, autoscaling, config, names};
 use crate::error::Result;
 use crate::primary::Observation;
 use crate::probe::Probe;
@@ -71,7 +71,9 @@ pub fn compute(
     let memcached = memcached_verdict(b, applied);
     let writer = deployment_verdict(applied.deployments.get(&names::writer(b)), 1);
     let reader_deployment = applied.deployments.get(&names::reader(b));
-    let reader = deployment_verdict(reader_deployment, b.reader.replicas);
+    let wanted_readers =
+        autoscaling::wanted_readers(b, reader_deployment.and_then(|d| d.spec.as_ref()?.replicas));
+    let reader = deployment_verdict(reader_deployment, wanted_readers);
     let ready = overall(&[
         (REDIS_READY, &redis),
         (MEMCACHED_READY, &memcached),
@@ -95,6 +97,7 @@ pub fn compute(
             memcached: config::memcached_servers(b),
             reader: Some(names::reader_url(b)),
             sentinel: config::sentinel_endpoints(b),
+            redis_cluster: config::cluster_nodes(b),
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
         ingest_token_secret: desired::ingest_token_secret(b)
@@ -105,7 +108,7 @@ pub fn compute(
         readers: format!(
             "{}/{}",
             reader_deployment.map_or(0, ready_replicas),
-            b.reader.replicas
+            wanted_readers
         ),
         cache: cache.or_else(|| old.and_then(|o| o.cache.clone())),
     }
@@ -220,6 +223,10 @@ fn unprobed_external(e: &cachebridge_api::v1alpha1::ExternalRedis) -> Verdict {
         TRUE,
         "External",
         match (&e.url, &e.sentinel) {
+            _ if e.cluster.is_some() => format!(
+                "using the external Redis Cluster through {} seed node(s) (its health is the readers' to report)",
+                e.cluster.as_ref().map_or(0, |c| c.nodes.len())
+            ),
             (Some(url), _) => {
                 format!("using the external Redis {url} (its health is the readers' to report)")
             }

@@ -290,7 +290,9 @@ mod tests {
         }}}));
         let err = validate(&both).unwrap_err().to_string();
         assert!(
-            err.contains("set exactly one of redis.external.url and redis.external.sentinel"),
+            err.contains(
+                "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster"
+            ),
             "{err}"
         );
         let neither =

@@ -544,3 +544,88 @@ fn pod_of(
         .as_ref()
         .unwrap()
 }
+
+/// A minimal bridge with `spec` (YAML), built.
+fn built(spec: &str) -> (Bridge, Desired) {
+    let yaml = format!(
+        "apiVersion: cachebridge.dev/v1alpha1\nkind: CacheBridge\nmetadata: {{name: quotes, namespace: prod}}\nspec:\n{spec}"
+    );
+    desired(&yaml)
+}
+
+#[test]
+fn reader_autoscaling_builds_an_hpa_and_no_replica_count() {
+    let (b, d) = built(
+        "  reader:\n    replicas: 4\n    autoscaling: {minReplicas: 3, maxReplicas: 12, targetCPUUtilizationPercentage: 55,\n      behavior: {scaleUp: {selectPolicy: Max, policies: [{type: Percent, value: 100, periodSeconds: 15}]}}}\n",
+    );
+    let hpa = d.reader.hpa.as_ref().expect("an HPA");
+    let spec = hpa.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.scale_target_ref.api_version.as_deref(),
+        Some("apps/v1")
+    );
+    assert_eq!(spec.scale_target_ref.name, "quotes-reader");
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(3), 12));
+    let metric = &spec.metrics.as_ref().unwrap()[0];
+    assert_eq!(metric.type_, "Resource");
+    let resource = metric.resource.as_ref().unwrap();
+    assert_eq!(resource.name, "cpu");
+    assert_eq!(resource.target.average_utilization, Some(55));
+    let up = spec.behavior.as_ref().unwrap().scale_up.as_ref().unwrap();
+    assert_eq!(up.select_policy.as_deref(), Some("Max"));
+    let policy = &up.policies.as_ref().unwrap()[0];
+    assert_eq!(
+        (policy.type_.as_str(), policy.value, policy.period_seconds),
+        ("Percent", 100, 15)
+    );
+    assert!(spec.behavior.as_ref().unwrap().scale_down.is_none());
+    // The Deployment leaves the count to the HPA; `replicas: 4` is ignored.
+    let reader = d.reader.deployment.spec.as_ref().unwrap();
+    assert_eq!(reader.replicas, None);
+    assert!(
+        d.unwanted(&b)
+            .iter()
+            .all(|k| k.kind != Kind::HorizontalPodAutoscaler)
+    );
+    // It is applied after the Deployment it scales, like every other child.
+    let kinds: Vec<Kind> = d.children().iter().map(|c| c.key().kind).collect();
+    assert_eq!(kinds.last(), Some(&Kind::HorizontalPodAutoscaler));
+    // The writer stays a single pod.
+    assert_eq!(d.writer.deployment.spec.as_ref().unwrap().replicas, Some(1));
+}
+
+#[test]
+fn without_autoscaling_the_count_is_fixed_and_an_old_hpa_is_unwanted() {
+    let (b, d) = built("  reader: {replicas: 4}\n");
+    assert!(d.reader.hpa.is_none());
+    assert_eq!(d.reader.deployment.spec.as_ref().unwrap().replicas, Some(4));
+    let unwanted = d.unwanted(&b);
+    assert!(
+        unwanted
+            .iter()
+            .any(|k| k.kind == Kind::HorizontalPodAutoscaler && k.name == "quotes-reader"),
+        "{unwanted:?}"
+    );
+}
+
+#[test]
+fn an_external_redis_cluster_is_published_with_its_seed_nodes() {
+    let (b, d) = built(
+        "  redis:\n    external:\n      cluster: {nodes: ['rc-0.redis:6379', 'rc-1.redis:6379']}\n      passwordSecret: {name: shared}\n      username: quotes\n",
+    );
+    assert!(d.redis.is_none(), "nothing managed");
+    assert_eq!(
+        desired::config::cluster_nodes(&b),
+        Some(vec![
+            "rc-0.redis:6379".to_string(),
+            "rc-1.redis:6379".to_string()
+        ])
+    );
+    // The pods learn the seeds from the status (`--bridge`), not the file:
+    // the ConfigMap names no Redis address at all.
+    let yaml = &d.dataplane.config_map.data.as_ref().unwrap()["config.yaml"];
+    let config: cachebridge_dataplane::config::Config = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(config.redis.url, None);
+    assert!(config.redis.sentinel.is_empty());
+    assert_eq!(config.redis.username.as_deref(), Some("quotes"));
+}

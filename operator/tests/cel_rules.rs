@@ -105,6 +105,28 @@ fn valid_resources_pass() {
             "key prefix with hash tag",
             bridge(json!({"cache": {"keyPrefix": "{q}:prod/v1-"}})),
         ),
+        (
+            "external redis cluster",
+            bridge(
+                json!({"redis": {"external": {"cluster": {"nodes": ["rc-0.redis:6379", "10.0.0.9:7000"]}, "passwordSecret": {"name": "creds"}, "username": "quotes"}}}),
+            ),
+        ),
+        (
+            "reader autoscaling, defaults",
+            bridge(json!({"reader": {"autoscaling": {"maxReplicas": 10}}})),
+        ),
+        (
+            "reader autoscaling at its bounds, with behavior",
+            bridge(
+                json!({"reader": {"autoscaling": {"minReplicas": 1, "maxReplicas": 100, "targetCPUUtilizationPercentage": 10,
+                    "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]},
+                                 "scaleDown": {"selectPolicy": "Disabled"}}}}}),
+            ),
+        ),
+        (
+            "reader autoscaling with min equal to max",
+            bridge(json!({"reader": {"autoscaling": {"minReplicas": 3, "maxReplicas": 3}}})),
+        ),
     ];
     for (name, object) in cases {
         assert_eq!(check(&object), vec![], "{name} should be valid");
@@ -179,12 +201,74 @@ fn invalid_resources_fail_with_a_message_naming_the_problem() {
             bridge(
                 json!({"redis": {"external": {"url": "redis://r:6379", "sentinel": {"servers": ["s:26379"], "masterName": "m"}, "passwordSecret": {"name": "s"}}}}),
             ),
-            "set exactly one of redis.external.url and redis.external.sentinel",
+            "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster",
         ),
         (
             "external redis with neither url nor sentinel",
             bridge(json!({"redis": {"external": {"passwordSecret": {"name": "s"}}}})),
-            "set exactly one of redis.external.url and redis.external.sentinel",
+            "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster",
+        ),
+        (
+            "external redis with url and cluster",
+            bridge(
+                json!({"redis": {"external": {"url": "redis://r:6379", "cluster": {"nodes": ["rc-0:6379"]}, "passwordSecret": {"name": "s"}}}}),
+            ),
+            "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster",
+        ),
+        (
+            "external redis with sentinel and cluster",
+            bridge(
+                json!({"redis": {"external": {"sentinel": {"servers": ["s:26379"], "masterName": "m"}, "cluster": {"nodes": ["rc-0:6379"]}, "passwordSecret": {"name": "s"}}}}),
+            ),
+            "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster",
+        ),
+        (
+            "cluster node without port",
+            bridge(
+                json!({"redis": {"external": {"cluster": {"nodes": ["rc-0.redis"]}, "passwordSecret": {"name": "s"}}}}),
+            ),
+            "every redis.external.cluster.nodes entry must be HOST:PORT",
+        ),
+        (
+            "no cluster nodes",
+            bridge(
+                json!({"redis": {"external": {"cluster": {"nodes": []}, "passwordSecret": {"name": "s"}}}}),
+            ),
+            "spec.redis.external.cluster.nodes: must have at least 1 items",
+        ),
+        (
+            "autoscaling min above max",
+            bridge(json!({"reader": {"autoscaling": {"minReplicas": 5, "maxReplicas": 4}}})),
+            "reader.autoscaling.minReplicas must not exceed maxReplicas",
+        ),
+        (
+            "autoscaling min below 1",
+            bridge(json!({"reader": {"autoscaling": {"minReplicas": 0, "maxReplicas": 4}}})),
+            "spec.reader.autoscaling.minReplicas",
+        ),
+        (
+            "autoscaling max above 100",
+            bridge(json!({"reader": {"autoscaling": {"maxReplicas": 101}}})),
+            "spec.reader.autoscaling.maxReplicas",
+        ),
+        (
+            "autoscaling without max",
+            bridge(json!({"reader": {"autoscaling": {"minReplicas": 2}}})),
+            "spec.reader.autoscaling.maxReplicas: is required",
+        ),
+        (
+            "autoscaling target below 10%",
+            bridge(
+                json!({"reader": {"autoscaling": {"maxReplicas": 4, "targetCPUUtilizationPercentage": 5}}}),
+            ),
+            "spec.reader.autoscaling.targetCPUUtilizationPercentage",
+        ),
+        (
+            "autoscaling policy of an unknown type",
+            bridge(
+                json!({"reader": {"autoscaling": {"maxReplicas": 4, "behavior": {"scaleUp": {"policies": [{"type": "Nodes", "value": 1, "periodSeconds": 15}]}}}}}),
+            ),
+            "spec.reader.autoscaling.behavior.scaleUp.policies[0].type",
         ),
         (
             "sentinel server without port",

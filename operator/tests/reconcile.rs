@@ -768,3 +768,26 @@ async fn a_change_of_the_status_alone_triggers_no_reconcile() {
         "a spec change does"
     );
 }
+
+#[tokio::test]
+async fn an_external_redis_cluster_is_published_in_the_status() {
+    let cluster = json!({"external": {"cluster": {"nodes": ["rc-0.redis:6379", "rc-1.redis:6379"]},
+                                      "passwordSecret": {"name": "shared"}, "username": "quotes"}});
+    let h = harness(vec![bridge("quotes", json!({"redis": cluster}))]).await;
+    h.reconcile("quotes").await.expect("reconcile");
+    let status = h.get("quotes").await.status.unwrap();
+    assert_eq!(
+        status.endpoints.redis_cluster,
+        Some(vec![
+            "rc-0.redis:6379".to_string(),
+            "rc-1.redis:6379".to_string()
+        ])
+    );
+    assert_eq!(status.endpoints.redis, None, "clients start from the seeds");
+    assert_eq!(status.endpoints.sentinel, None);
+    assert_eq!(status.redis_username.as_deref(), Some("quotes"));
+    assert!(
+        h.stateful_set("quotes-redis").await.is_none(),
+        "nothing managed"
+    );
+}

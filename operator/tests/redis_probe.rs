@@ -59,7 +59,12 @@ fn orders(url: &str) -> Value {
 /// A bridge on the external Redis at `url`, every pod of it ready, and
 /// `objects` besides; reconciled once.
 async fn reconciled(url: &str, objects: Vec<Value>) -> Harness {
-    let mut all = vec![orders(url)];
+    reconciled_bridge(orders(url), objects).await
+}
+
+/// Like [`reconciled`], for any bridge named `orders`.
+async fn reconciled_bridge(orders: Value, objects: Vec<Value>) -> Harness {
+    let mut all = vec![orders];
     all.extend(objects);
     let mut h = harness_with_stats(all).await;
     Arc::get_mut(&mut h.ctx).expect("not shared yet").clock = clock;
@@ -157,6 +162,52 @@ async fn a_closed_port_is_unreachable_and_retried_soon() {
         kube::runtime::controller::Action::requeue(cachebridge_operator::controller::READY_REQUEUE),
         "no watch will tell when the server is back: requeue soon"
     );
+}
+
+/// A bridge on an external Redis Cluster with these seed nodes.
+fn orders_on_cluster(nodes: &[String]) -> Value {
+    bridge(
+        "orders",
+        json!({"redis": {"external": {"cluster": {"nodes": nodes}, "username": "orders-bridge", "passwordSecret": {"name": "creds"}}}}),
+    )
+}
+
+#[tokio::test]
+async fn a_cluster_is_probed_on_its_seed_nodes_until_one_answers() {
+    let closed = format!("127.0.0.1:{}", cachebridge_testkit::free_port());
+    let server = acl_redis();
+    let answering = format!("127.0.0.1:{}", server.port);
+    let h = reconciled_bridge(
+        orders_on_cluster(&[closed.clone(), answering.clone()]),
+        with_secret(PASSWORD),
+    )
+    .await;
+    let (status, reason, message, ready) = redis_ready(&h).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "External"));
+    assert!(
+        message.contains(&format!(
+            "redis://{answering} answered a PING as user orders-bridge"
+        )),
+        "{message}"
+    );
+    assert!(ready);
+    let endpoints = h.get("orders").await.status.unwrap().endpoints;
+    assert_eq!(endpoints.redis_cluster, Some(vec![closed, answering]));
+}
+
+#[tokio::test]
+async fn a_cluster_none_of_whose_seeds_answers_names_the_first() {
+    let first = format!("127.0.0.1:{}", cachebridge_testkit::free_port());
+    let second = format!("127.0.0.1:{}", cachebridge_testkit::free_port());
+    let h = reconciled_bridge(
+        orders_on_cluster(&[first.clone(), second]),
+        with_secret(PASSWORD),
+    )
+    .await;
+    let (status, reason, message, ready) = redis_ready(&h).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Unreachable"));
+    assert!(message.contains(&first), "{message}");
+    assert!(!ready);
 }
 
 /// A Redis serving only TLS, with a self-signed certificate the operator

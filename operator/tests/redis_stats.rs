@@ -456,3 +456,124 @@ async fn the_start_script_configures_redis_from_the_secret_files() {
         & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+/// Two cluster-enabled nodes, each with the bridge's ACL user, sharing the
+/// 16384 slots: a key of one node's slot gets MOVED from the other.
+async fn two_node_cluster() -> [RedisServer; 2] {
+    let node = || {
+        RedisServer::redis_with(|_| {
+            let user_line = format!("cachebridge on >{USER_PASSWORD} {}", acl_rules(PREFIX));
+            let mut args: Vec<String> = [
+                "--requirepass",
+                ADMIN_PASSWORD,
+                "--cluster-enabled",
+                "yes",
+                // Chosen, not port + 10000, which may lie above 65535.
+                "--cluster-port",
+                &cachebridge_testkit::free_port().to_string(),
+                "--user",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(user_line.split(' ').map(str::to_string));
+            args
+        })
+    };
+    let nodes = [node(), node()];
+    let admin = |s: &RedisServer| {
+        redis::Client::open(format!("redis://:{ADMIN_PASSWORD}@127.0.0.1:{}", s.port)).unwrap()
+    };
+    let mut a = admin(&nodes[0])
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut b = admin(&nodes[1])
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["ADDSLOTSRANGE", "0", "8191"])
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["ADDSLOTSRANGE", "8192", "16383"])
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    let bus_b: String = redis::cmd("CONFIG")
+        .arg(&["GET", "cluster-port"])
+        .query_async::<Vec<String>>(&mut b)
+        .await
+        .unwrap()
+        .remove(1);
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["MEET", "127.0.0.1", &nodes[1].port.to_string(), &bus_b])
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    // The nodes gossip on their own; nothing tells us when they agree but asking.
+    for conn in [&mut a, &mut b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(conn)
+                .await
+                .unwrap();
+            if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:2") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not form: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn figures_are_read_from_the_cluster_node_that_holds_the_bridge_slot() {
+    let nodes = two_node_cluster().await;
+    let hash = Keys::new(PREFIX).reader_stats();
+    let mut any = redis::Client::open(format!(
+        "redis://:{ADMIN_PASSWORD}@127.0.0.1:{}",
+        nodes[0].port
+    ))
+    .unwrap()
+    .get_multiplexed_async_connection()
+    .await
+    .unwrap();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&hash)
+        .query_async(&mut any)
+        .await
+        .unwrap();
+    let (owner, other) = if slot < 8192 {
+        (&nodes[0], &nodes[1])
+    } else {
+        (&nodes[1], &nodes[0])
+    };
+    put_report(
+        owner,
+        "r-0",
+        json!({"hitRatio": 0.99, "dataAgeSeconds": 0.2}),
+    )
+    .await;
+
+    // The operator knows only a seed, here the node without the slot.
+    let target = stats::RedisTarget {
+        url: other.url(),
+        username: Some("cachebridge".into()),
+        password: Some(USER_PASSWORD.into()),
+    };
+    let reports = stats::read_reports(&target, PREFIX, clock())
+        .await
+        .expect("MOVED is followed to the node with the slot");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].hit_ratio, Some(0.99));
+}

@@ -143,7 +143,7 @@ crd_checks() {
     sh -c "printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: bad}' \
       'spec: {reader: {replicas: 0}}' | kubectl apply --dry-run=server -n $NS -f -"
   expect_output "kubectl explain documents the fields" "Sentinels that promote a replica" k explain cachebridge.spec.redis.managed.replicas
-  expect_refusal "an external Redis with both a URL and Sentinels is refused by CEL" "set exactly one of redis.external.url and redis.external.sentinel" \
+  expect_refusal "an external Redis with both a URL and Sentinels is refused by CEL" "set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster" \
     sh -c "printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: bad}' \
       'spec: {redis: {external: {url: \"redis://r:6379\", sentinel: {servers: [\"s:26379\"], masterName: m}, passwordSecret: {name: s}}}}' | kubectl apply --dry-run=server -n $NS -f -"
 }
@@ -317,6 +317,56 @@ failover_checks() {
   k delete cachebridge ha -n "$NS" --wait=false >/dev/null
 }
 
+# replicas_of DEPLOYMENT: its spec.replicas now (empty when unset).
+replicas_of() { jp "deployment/$1" -n "$NS" -o jsonpath='{.spec.replicas}'; }
+
+# owned_replicas_by MANAGER DEPLOYMENT: MANAGER's managedFields entry owns spec.replicas.
+owned_replicas_by() {
+  jp "deployment/$2" -n "$NS" --show-managed-fields -o json |
+    jq -e --arg m "$1" '[.metadata.managedFields[] | select(.manager == $m) | .fieldsV1["f:spec"]["f:replicas"]] | any(. != null)' >/dev/null
+}
+
+not_owned_replicas_by() { ! owned_replicas_by "$@"; }
+
+autoscaling_checks() {
+  say "Readers autoscale: an HPA owns the count, the operator stops setting it"
+  expect_refusal "autoscaling with minReplicas above maxReplicas is refused by CEL" "minReplicas must not exceed maxReplicas" \
+    sh -c "printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: bad}' \
+      'spec: {reader: {autoscaling: {minReplicas: 5, maxReplicas: 2}}}' | kubectl apply --dry-run=server -n $NS -f -"
+  printf '%s\n' 'apiVersion: cachebridge.dev/v1alpha1' 'kind: CacheBridge' 'metadata: {name: scale}' \
+    'spec: {reader: {replicas: 3}}' | k apply -n "$NS" -f - >/dev/null
+  check "the reader Deployment is created with 3 replicas" \
+    k wait --for=jsonpath='{.spec.replicas}'=3 deployment/scale-reader -n "$NS" --timeout=60s
+  check "the operator owns spec.replicas while the count is fixed" owned_replicas_by cachebridge-operator scale-reader
+  k patch cachebridge scale -n "$NS" --type merge \
+    -p '{"spec":{"reader":{"autoscaling":{"minReplicas":2,"maxReplicas":4,"targetCPUUtilizationPercentage":60}}}}' >/dev/null
+  check "the operator creates horizontalpodautoscaler/scale-reader" \
+    k wait --for=create horizontalpodautoscaler/scale-reader -n "$NS" --timeout=60s
+  expect_output "the HPA scales the reader Deployment between 2 and 4 on 60% CPU" '^Deployment scale-reader 2 4 60$' \
+    jp horizontalpodautoscaler/scale-reader -n "$NS" \
+    -o jsonpath='{.spec.scaleTargetRef.kind} {.spec.scaleTargetRef.name} {.spec.minReplicas} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}'
+  check "the operator observes generation 2" \
+    k wait --for=jsonpath='{.status.observedGeneration}'=2 cachebridge/scale -n "$NS" --timeout=60s
+  check "the operator no longer owns spec.replicas" not_owned_replicas_by cachebridge-operator scale-reader
+  # Handed over, not dropped: the count stays where it was, then only the HPA moves it (within 2..4).
+  expect_output "the count was handed over, not reset to 1" '^[234]$' replicas_of scale-reader
+  # Someone (the HPA, or a user) scales the Deployment: the operator leaves it be.
+  k scale deployment/scale-reader -n "$NS" --replicas=4 >/dev/null
+  # A spec change makes the operator apply the reader Deployment again (its config hash changes).
+  k patch cachebridge scale -n "$NS" --type merge -p '{"spec":{"cache":{"l2Ttl":"10m"}}}' >/dev/null
+  check "the operator observes generation 3" \
+    k wait --for=jsonpath='{.status.observedGeneration}'=3 cachebridge/scale -n "$NS" --timeout=60s
+  expect_output "the operator leaves a count set by someone else (4)" '^4$' replicas_of scale-reader
+  k patch cachebridge scale -n "$NS" --type merge -p '{"spec":{"reader":{"autoscaling":null}}}' >/dev/null
+  check "the operator observes generation 4" \
+    k wait --for=jsonpath='{.status.observedGeneration}'=4 cachebridge/scale -n "$NS" --timeout=60s
+  check "turning autoscaling off deletes the HPA" \
+    k wait --for=delete horizontalpodautoscaler/scale-reader -n "$NS" --timeout=60s
+  check "the fixed count is set again" \
+    k wait --for=jsonpath='{.spec.replicas}'=3 deployment/scale-reader -n "$NS" --timeout=60s
+  k delete cachebridge scale -n "$NS" --wait=false >/dev/null
+}
+
 operator_checks() {
   say "The operator process"
   if kill -0 "$OPERATOR_PID" 2>/dev/null; then ok "the operator is still running"; else fail "the operator is still running"; fi
@@ -332,6 +382,7 @@ start_operator
 bridge_checks
 change_checks
 failover_checks
+autoscaling_checks
 operator_checks
 
 printf '\n%d passed, %d failed, %d not run\n' "$PASSED" "$FAILED" "$NOT_RUN"

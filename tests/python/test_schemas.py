@@ -92,3 +92,38 @@ def test_a_service_monitor_with_a_typo_is_rejected(renders):
     sm = copy.deepcopy(repo.one(renders["service-monitor"], "ServiceMonitor"))
     sm["spec"]["endpoints"][0]["intervall"] = "30s"
     assert _errors([sm], VERSIONS[-1]) != []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_autoscaled_readers_get_a_valid_hpa_and_no_replica_count(version, operator_renders):
+    """examples/reader-autoscaling.yaml: an autoscaling/v2 HorizontalPodAutoscaler aimed at
+    the reader Deployment, valid against Kubernetes' schema, and a Deployment without
+    `replicas` (the HPA owns the count); the PodDisruptionBudget still selects the readers."""
+    docs = operator_renders["reader-autoscaling.yaml"]
+    hpa = repo.one(docs, "HorizontalPodAutoscaler", "quotes-reader")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    validate(hpa, version)
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "quotes-reader"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
+    assert spec["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    assert spec["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 60}]
+    reader = repo.one(docs, "Deployment", "quotes-reader")
+    assert "replicas" not in reader["spec"]
+    pdb = repo.one(docs, "PodDisruptionBudget", "quotes-reader")
+    assert pdb["spec"]["selector"] == reader["spec"]["selector"]
+
+
+def test_an_hpa_with_a_typo_is_rejected(operator_renders):
+    """The schema check above would catch a misspelt HPA field."""
+    hpa = copy.deepcopy(repo.one(operator_renders["reader-autoscaling.yaml"], "HorizontalPodAutoscaler"))
+    hpa["spec"]["minReplica"] = hpa["spec"].pop("minReplicas")
+    with pytest.raises(Exception):  # noqa: B017 - kubernetes-validate's error types vary by version
+        validate(hpa, VERSIONS[-1])
+
+
+def test_no_hpa_without_autoscaling(operator_renders):
+    for example, docs in operator_renders.items():
+        if example != "reader-autoscaling.yaml":
+            assert repo.find(docs, "HorizontalPodAutoscaler") == [], example

@@ -100,6 +100,12 @@ pub fn replay_speed() -> f64 {
     1.0
 }
 
+/// The readers' autoscaler aims at 70% of their CPU request: headroom for
+/// a burst while new readers start.
+pub fn target_cpu_utilization() -> i32 {
+    70
+}
+
 pub fn reader_port() -> i32 {
     8080
 }
@@ -249,6 +255,7 @@ impl Default for ReaderSpec {
             port: reader_port(),
             service_type: ServiceType::ClusterIP,
             resources: reader_resources(),
+            autoscaling: None,
         }
     }
 }

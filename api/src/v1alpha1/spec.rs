@@ -146,9 +146,9 @@ pub struct Persistence {
     pub storage_class_name: Option<String>,
 }
 
-/// An existing Redis, reached by URL or through its Sentinels.
+/// An existing Redis, reached by URL, through its Sentinels, or as a Redis Cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.url) != has(self.sentinel)").message("set exactly one of redis.external.url and redis.external.sentinel"))]
+#[x_kube(validation = Rule::new("(has(self.url) ? 1 : 0) + (has(self.sentinel) ? 1 : 0) + (has(self.cluster) ? 1 : 0) == 1").message("set exactly one of redis.external.url, redis.external.sentinel and redis.external.cluster"))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalRedis {
     /// `redis://HOST:PORT[/DB]` or `rediss://…` for TLS, without a password.
@@ -160,6 +160,10 @@ pub struct ExternalRedis {
     /// A Redis with automatic failover: the Sentinels that know its primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<ExternalSentinel>,
+    /// A Redis Cluster: the bridge's keys share one hash slot (a hash tag
+    /// in the key prefix), and clients follow the cluster's slot map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ExternalCluster>,
     /// The Secret key holding the Redis password. Readers and the writer may
     /// read this Secret (and the Sentinel's, if any), nothing else.
     pub password_secret: SecretKeyRef,
@@ -184,6 +188,20 @@ pub struct ExternalSentinel {
     /// user); unset when they ask for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeyRef>,
+}
+
+/// Seed nodes of an existing Redis Cluster. Every node must know the
+/// bridge's ACL user (`username`, `passwordSecret`): clients follow MOVED
+/// and ASK redirects to any node.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalCluster {
+    /// `HOST:PORT` of some of the cluster's nodes (plain TCP); clients learn
+    /// the others from them. Name more than one: a client starts only while
+    /// one of these answers.
+    #[x_kube(validation = Rule::new("self.all(s, s.matches('^[A-Za-z0-9.-]+:[0-9]{1,5}$'))").message("every redis.external.cluster.nodes entry must be HOST:PORT"))]
+    #[schemars(length(min = 1, max = 16), inner(length(min = 3, max = 260)))]
+    pub nodes: Vec<String>,
 }
 
 /// A key of a Secret in the bridge's namespace.
@@ -419,6 +437,102 @@ pub struct ReaderSpec {
     /// CPU and memory of each reader container (the L1 lives in this memory).
     #[serde(default = "defaults::reader_resources")]
     pub resources: Resources,
+    /// Scale the readers on CPU with a HorizontalPodAutoscaler
+    /// (`autoscaling/v2`) between `minReplicas` and `maxReplicas`. When set,
+    /// `replicas` is ignored: the operator leaves the Deployment's replica
+    /// count to the autoscaler. CPU utilisation is relative to the CPU
+    /// request in `resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<ReaderAutoscaling>,
+}
+
+/// The readers' HorizontalPodAutoscaler.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("reader.autoscaling.minReplicas must not exceed maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct ReaderAutoscaling {
+    /// Fewest reader pods, at least 1. Two or more keep a reader serving
+    /// while another restarts.
+    #[serde(default = "defaults::two")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: i32,
+    /// Most reader pods, at most 100 (like `replicas`): every reader holds
+    /// a Redis connection and a coherence subscription.
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation the autoscaler aims for, in percent of each
+    /// reader's CPU request.
+    #[serde(
+        default = "defaults::target_cpu_utilization",
+        rename = "targetCPUUtilizationPercentage"
+    )]
+    #[schemars(range(min = 10, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+    /// How fast to scale up and down (`spec.behavior` of the
+    /// HorizontalPodAutoscaler); Kubernetes' defaults when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<ScalingBehavior>,
+}
+
+/// Scale-up and scale-down rules of the readers' autoscaler.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingBehavior {
+    /// How fast readers are added; Kubernetes' default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    /// How fast readers are removed; Kubernetes' default (a 5-minute
+    /// stabilization window) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+}
+
+/// One direction of scaling (`HPAScalingRules`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Seconds of past recommendations considered, to avoid flapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub stabilization_window_seconds: Option<i32>,
+    /// Which policy wins when several allow a change: `Max` (the default),
+    /// `Min`, or `Disabled` (never scale in this direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+    /// Limits on the change per period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub policies: Vec<ScalingPolicy>,
+}
+
+/// `Max`, `Min` or `Disabled`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectPolicy {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// At most `value` pods (or percent of the current count) per `periodSeconds`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    /// `Pods` or `Percent`.
+    #[serde(rename = "type")]
+    pub type_: ScalingPolicyType,
+    /// Pods, or percent of the current count.
+    #[schemars(range(min = 1, max = 1000))]
+    pub value: i32,
+    /// The period the limit applies to, in seconds.
+    #[schemars(range(min = 1, max = 1800))]
+    pub period_seconds: i32,
+}
+
+/// Kinds of scaling policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalingPolicyType {
+    Pods,
+    Percent,
 }
 
 /// Kubernetes Service types the reader Service may have.

@@ -53,7 +53,8 @@ pub fn dataplane_config(b: &Bridge) -> Config {
 
 /// The Redis URL clients start from (never with credentials): the managed
 /// Redis's first primary, the external URL, or none for an external Redis
-/// found through Sentinel (only the Sentinels know where it is).
+/// found through Sentinel (only the Sentinels know where it is) or a Redis
+/// Cluster (clients start from its seed nodes, `cluster_nodes`).
 pub fn redis_url(b: &Bridge) -> Option<String> {
     match &b.redis {
         RedisPlan::Managed(_) => Some(names::managed_redis_url(b)),
@@ -81,6 +82,14 @@ pub fn sentinel_endpoints(b: &Bridge) -> Option<SentinelEndpoints> {
                 key: p.key.clone(),
             }),
         }),
+    }
+}
+
+/// Seed nodes of an external Redis Cluster, when the bridge uses one.
+pub fn cluster_nodes(b: &Bridge) -> Option<Vec<String>> {
+    match &b.redis {
+        RedisPlan::Managed(_) => None,
+        RedisPlan::External(external) => external.cluster.as_ref().map(|c| c.nodes.clone()),
     }
 }
 

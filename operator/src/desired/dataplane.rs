@@ -6,6 +6,7 @@
 //! The config hash on the pod template rolls them when the config changes.
 
 use super::Settings;
+use super::autoscaling::reader_replicas;
 use super::common::{
     config_map_volume, meta, mount, pod_meta, requirements, scratch_volume, secret_volume, selector,
 };
@@ -79,7 +80,7 @@ pub fn writer_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> 
         b,
         names::writer(b),
         Component::Writer,
-        1,
+        Some(1),
         DeploymentStrategy {
             type_: Some("Recreate".into()),
             ..Default::default()
@@ -106,7 +107,8 @@ pub fn reader_deployment(b: &Bridge, settings: &Settings, config_hash: &str) -> 
         b,
         names::reader(b),
         Component::Reader,
-        b.reader.replicas,
+        // None with autoscaling: the HPA owns the count.
+        reader_replicas(b),
         DeploymentStrategy {
             type_: Some("RollingUpdate".into()),
             rolling_update: Some(RollingUpdateDeployment {
@@ -229,14 +231,14 @@ fn deployment(
     b: &Bridge,
     name: String,
     component: Component,
-    replicas: i32,
+    replicas: Option<i32>,
     strategy: DeploymentStrategy,
     template: PodTemplateSpec,
 ) -> Deployment {
     Deployment {
         metadata: meta(b, name, component),
         spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
+            replicas,
             selector: selector(b, component),
             strategy: Some(strategy),
             template,

@@ -6,6 +6,7 @@
 //! it) cannot forget a kind, and what the bridge does not want (a managed
 //! Redis after switching to an external one) is known from the types alone.
 
+pub mod autoscaling;
 pub mod common;
 pub mod config;
 pub mod dataplane;
@@ -23,6 +24,7 @@ pub mod sentinel;
 use crate::error::Result;
 use crate::validate::{Bridge, MemcachedPlan, RedisPlan};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -118,6 +120,8 @@ pub struct ReaderObjects {
     pub service: Service,
     pub pdb: PodDisruptionBudget,
     pub network_policy: NetworkPolicy,
+    /// Only with `spec.reader.autoscaling`.
+    pub hpa: Option<HorizontalPodAutoscaler>,
 }
 
 /// Builds every child of the bridge.
@@ -167,6 +171,7 @@ pub fn build(b: &Bridge, settings: &Settings) -> Result<Desired> {
             service: dataplane::reader_service(b),
             pdb: policy::reader_pdb(b),
             network_policy: policy::reader(b),
+            hpa: autoscaling::reader_hpa(b),
         },
     })
 }
@@ -213,6 +218,7 @@ pub enum Kind {
     StatefulSet,
     Deployment,
     PodDisruptionBudget,
+    HorizontalPodAutoscaler,
 }
 
 /// A child by kind and name.
@@ -235,6 +241,7 @@ pub enum Child<'a> {
     StatefulSet(&'a StatefulSet),
     Deployment(&'a Deployment),
     PodDisruptionBudget(&'a PodDisruptionBudget),
+    HorizontalPodAutoscaler(&'a HorizontalPodAutoscaler),
 }
 
 impl Child<'_> {
@@ -250,6 +257,7 @@ impl Child<'_> {
             Child::StatefulSet(o) => (Kind::StatefulSet, &o.metadata),
             Child::Deployment(o) => (Kind::Deployment, &o.metadata),
             Child::PodDisruptionBudget(o) => (Kind::PodDisruptionBudget, &o.metadata),
+            Child::HorizontalPodAutoscaler(o) => (Kind::HorizontalPodAutoscaler, &o.metadata),
         };
         ChildKey {
             kind,
@@ -280,6 +288,7 @@ impl Child<'_> {
             Child::StatefulSet(o) => typed(*o),
             Child::Deployment(o) => typed(*o),
             Child::PodDisruptionBudget(o) => typed(*o),
+            Child::HorizontalPodAutoscaler(o) => typed(*o),
         }
     }
 }
@@ -312,6 +321,7 @@ impl Desired {
                     service: reader_service,
                     pdb,
                     network_policy: reader_policy,
+                    hpa,
                 },
         } = self;
         let mut children = vec![
@@ -375,6 +385,8 @@ impl Desired {
             Child::Deployment(reader_deployment),
             Child::PodDisruptionBudget(pdb),
         ]);
+        // After the Deployment it scales.
+        children.extend(hpa.iter().map(Child::HorizontalPodAutoscaler));
         children
     }
 
@@ -409,6 +421,9 @@ impl Desired {
         }
         if self.writer.service.is_none() {
             unwanted.push(key(Kind::Service, names::writer(b)));
+        }
+        if self.reader.hpa.is_none() {
+            unwanted.push(key(Kind::HorizontalPodAutoscaler, names::reader(b)));
         }
         if self.writer.token_secret.is_none() {
             unwanted.push(key(Kind::Secret, names::ingest_secret(b)));
