@@ -95,6 +95,7 @@ pub fn compute(
             memcached: config::memcached_servers(b),
             reader: Some(names::reader_url(b)),
             sentinel: config::sentinel_endpoints(b),
+            redis_cluster: None,
         },
         password_secret: Some(SecretKeySelector { name: secret, key }),
         ingest_token_secret: desired::ingest_token_secret(b)

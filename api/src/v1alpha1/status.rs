@@ -85,6 +85,9 @@ pub struct Endpoints {
     /// only reports the primary as last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelEndpoints>,
+    /// Seed nodes of an external Redis Cluster (host:port); set when spec.redis.external.cluster is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<Vec<String>>,
 }
 
 /// How to find the current Redis primary through Sentinel.
