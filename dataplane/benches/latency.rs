@@ -134,7 +134,7 @@ fn publisher(config: &Config) -> Publisher {
     Publisher::new(
         tiers.keys,
         tiers.l3,
-        tiers.l2.map(Arc::new),
+        tiers.l2,
         breaker,
         Arc::new(Metrics::new()),
     )

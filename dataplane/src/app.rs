@@ -7,6 +7,7 @@ use crate::cache::TieredCache;
 use crate::cache::l1;
 use crate::cache::l2_memcached::Memcached;
 use crate::cache::l3::L3;
+use crate::cache::l3::cluster::{ClusterSeeds, slot_of};
 use crate::cache::l3::memory::MemoryStore;
 use crate::cache::l3::redis::{Locator, RedisStore, StoreSettings};
 use crate::cache::l3::sentinel::{Login, Sentinels};
@@ -38,7 +39,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(
-        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file (or name Sentinels: --redis-sentinel with --redis-master)"
+        "{role} needs a Redis URL: pass --redis, set CACHEBRIDGE_REDIS, or set redis.url in the config file (or name Sentinels: --redis-sentinel with --redis-master; or Redis Cluster nodes: --redis-cluster)"
     )]
     NoRedis { role: &'static str },
     #[error("cannot use Redis at {url}: {reason}")]
@@ -111,7 +112,8 @@ fn password(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>,
 pub struct Tiers {
     pub keys: Keys,
     pub l3: Arc<L3>,
-    pub l2: Option<Memcached>,
+    /// Shared so the pool can be resized in place ([`Running::resize_memcached`]).
+    pub l2: Option<Arc<Memcached>>,
 }
 
 impl Tiers {
@@ -146,11 +148,11 @@ impl Tiers {
             None => return Err(StartError::NoRedis { role }),
         };
         let l2 = (!config.memcached.servers.is_empty()).then(|| {
-            Memcached::new(
+            Arc::new(Memcached::new(
                 config.memcached.servers.clone(),
                 config.cache.tier_timeout,
                 config.cache.l2_ttl,
-            )
+            ))
         });
         Ok(Tiers {
             keys,
@@ -165,19 +167,29 @@ impl Tiers {
             keys: self.keys.clone(),
             l3: Arc::clone(&self.l3),
             l2: self.l2.as_ref().map(|m| {
-                Memcached::new(
-                    m.servers().to_vec(),
+                Arc::new(Memcached::new(
+                    m.servers(),
                     config.cache.tier_timeout,
                     config.cache.l2_ttl,
-                )
+                ))
             }),
         }
     }
 }
 
-/// A fixed URL, the Sentinels, or none configured.
+/// A fixed URL, the Sentinels, the cluster, or none configured.
 fn redis_locator(config: &Config, credentials: &Credentials) -> Option<Locator> {
     let redis = &config.redis;
+    if redis.uses_cluster() {
+        let keys = Keys::new(config.key_prefix());
+        let seeds = ClusterSeeds::new(
+            redis.cluster.clone(),
+            slot_of(keys.seq().as_bytes()),
+            redis_login(config, credentials),
+            config.cache.tier_timeout,
+        );
+        return Some(Locator::Cluster(seeds));
+    }
     if redis.uses_sentinel() {
         let sentinels = Sentinels::new(
             redis.sentinel.clone(),
@@ -210,6 +222,7 @@ fn redis_store(
     let url = match &locator {
         Locator::Url(url) => url.clone(),
         Locator::Sentinel(s) => format!("Sentinel master {:?}", s.master()),
+        Locator::Cluster(c) => format!("Redis Cluster {}", c.seeds().join(",")),
     };
     let settings = StoreSettings {
         timeout: config.cache.tier_timeout,
@@ -233,6 +246,8 @@ pub struct Running {
     pub addr: Option<SocketAddr>,
     pub reader: Option<Reader>,
     pub metrics: Arc<Metrics>,
+    /// Every Memcached pool of the process, for [`Running::resize_memcached`].
+    l2_pools: Vec<Arc<Memcached>>,
     /// Background work: sources, publishing, coherence, stats.
     tasks: JoinSet<()>,
     /// HTTP servers, stopped gracefully by `stop`.
@@ -246,10 +261,28 @@ impl Running {
             addr: None,
             reader,
             metrics,
+            l2_pools: Vec::new(),
             tasks: JoinSet::new(),
             servers: JoinSet::new(),
             shutdown: watch::channel(false).0,
         }
+    }
+
+    /// Switches every Memcached pool of the process to `servers` in place
+    /// (the pool was resized): L1, the Redis connections and the coherence
+    /// position stay. False when the process has no L2 or already uses
+    /// exactly these servers.
+    pub fn resize_memcached(&self, servers: &[String]) -> bool {
+        let mut changed = false;
+        for pool in &self.l2_pools {
+            changed |= pool.resize(servers.to_vec());
+        }
+        changed
+    }
+
+    /// Whether the process has an L2 it could resize.
+    pub fn has_memcached(&self) -> bool {
+        !self.l2_pools.is_empty()
     }
 
     /// Waits until something fails: a task panics or a server stops. A
@@ -379,8 +412,10 @@ async fn start_reader_with(
 ) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "the reader", false)?;
+    let pools: Vec<_> = tiers.l2.iter().cloned().collect();
     let reader = build_reader(config, tiers, Arc::clone(&metrics));
     let mut running = Running::new(Some(reader.clone()), metrics);
+    running.l2_pools = pools;
     running.tasks.spawn(Arc::clone(&reader.coherence).run());
     running
         .tasks
@@ -405,6 +440,7 @@ async fn start_writer_with(
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "the writer", false)?;
     let mut running = Running::new(None, Arc::clone(&metrics));
+    running.l2_pools = tiers.l2.iter().cloned().collect();
     let (book, healthy) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
     let status = writer::status::router(healthy, Arc::clone(&metrics));
     let (ingest_at, status_at) = (config.writer.ingest_listen, config.writer.status_listen);
@@ -434,8 +470,10 @@ async fn start_local_with(
     let metrics = Arc::new(Metrics::new());
     let tiers = Tiers::connect_with(config, credentials, "local", true)?;
     let reader_tiers = tiers.share(config);
+    let pools: Vec<_> = tiers.l2.iter().chain(&reader_tiers.l2).cloned().collect();
     let reader = build_reader(config, reader_tiers, Arc::clone(&metrics));
     let mut running = Running::new(Some(reader.clone()), Arc::clone(&metrics));
+    running.l2_pools = pools;
     // The reader's readiness speaks for `local`; the writer's is not served.
     let (book, _) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
     running.tasks.spawn(Arc::clone(&reader.coherence).run());
@@ -494,14 +532,8 @@ fn spawn_writer(
         replicas: config.redis.wait_replicas,
         timeout: config.redis.wait_timeout,
     };
-    let publisher = Publisher::new(
-        tiers.keys,
-        tiers.l3,
-        tiers.l2.map(Arc::new),
-        breaker,
-        Arc::clone(metrics),
-    )
-    .with_replica_wait(Some(wait));
+    let publisher = Publisher::new(tiers.keys, tiers.l3, tiers.l2, breaker, Arc::clone(metrics))
+        .with_replica_wait(Some(wait));
     let (healthy, readiness) = watch::channel(false);
     tasks.spawn(writer::publish_loop(
         book.clone(),

@@ -12,6 +12,16 @@
 //! found and followed through them, and `endpoints.redis` (the primary as
 //! the operator last saw it) is ignored: a failover must not look like a
 //! change of settings, which would restart the process.
+//!
+//! When the status names Redis Cluster seed nodes (`endpoints.redisCluster`)
+//! the bridge's slot is found and followed through them likewise, and the
+//! key prefix gets its hash tag (see `keys.rs`).
+//!
+//! A change of the Memcached servers alone (the pool was resized) is applied
+//! in place: the running process switches its L2 to the new list
+//! (`Running::resize_memcached`) and keeps its L1, its Redis connections
+//! and its coherence position, so only the keys the rendezvous hash moves
+//! miss L2 once.
 
 use crate::app::{self, Credentials, Role, Running, StartError};
 use crate::config::Config;
@@ -23,9 +33,11 @@ use std::time::Duration;
 /// Everything the status decides about how to reach the tiers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The fixed Redis, when there are no Sentinels.
+    /// The fixed Redis, when there are no Sentinels and no cluster.
     pub redis_url: Option<String>,
     pub sentinel: Option<SentinelTarget>,
+    /// Seed nodes of a Redis Cluster; empty when not on a cluster.
+    pub redis_cluster: Vec<String>,
     pub redis_username: Option<String>,
     pub memcached: Vec<String>,
     pub key_prefix: Option<String>,
@@ -37,6 +49,7 @@ impl std::fmt::Debug for Resolved {
         f.debug_struct("Resolved")
             .field("redis_url", &self.redis_url)
             .field("sentinel", &self.sentinel)
+            .field("redis_cluster", &self.redis_cluster)
             .field("redis_username", &self.redis_username)
             .field("memcached", &self.memcached)
             .field("key_prefix", &self.key_prefix)
@@ -55,6 +68,9 @@ pub struct SentinelTarget {
 impl Resolved {
     /// Where Redis is, for logs.
     pub fn redis(&self) -> String {
+        if !self.redis_cluster.is_empty() {
+            return format!("Redis Cluster via {}", self.redis_cluster.join(","));
+        }
         match (&self.sentinel, &self.redis_url) {
             (Some(s), _) => format!(
                 "Sentinel master {} via {}",
@@ -131,7 +147,9 @@ impl Source {
         let status = bridge.status.ok_or_else(|| {
             BridgeError::NotReady(format!("CacheBridge {} has no status yet", self.what()))
         })?;
+        let cluster = status.endpoints.redis_cluster.clone().unwrap_or_default();
         let (redis_url, sentinel, sentinel_password) = match &status.endpoints.sentinel {
+            _ if !cluster.is_empty() => (None, None, None),
             Some(s) if s.servers.is_empty() => {
                 return Err(BridgeError::NotReady(format!(
                     "CacheBridge {} names no Sentinels in its status yet",
@@ -162,6 +180,7 @@ impl Source {
         Ok(Resolved {
             redis_url,
             sentinel,
+            redis_cluster: cluster,
             redis_username: status.redis_username.clone(),
             memcached: status.endpoints.memcached.clone(),
             key_prefix: (!status.key_prefix.is_empty()).then(|| status.key_prefix.clone()),
@@ -238,6 +257,7 @@ pub fn configure(base: &Config, resolved: &Resolved) -> Config {
         .map(|s| s.servers.clone())
         .unwrap_or_default();
     config.redis.master = resolved.sentinel.as_ref().map(|s| s.master_name.clone());
+    config.redis.cluster = resolved.redis_cluster.clone();
     config.redis.sentinel_username = None;
     config.redis.sentinel_password_file = None;
     config.memcached.servers = resolved.memcached.clone();
@@ -290,6 +310,11 @@ pub async fn run(
                 _ = tokio::time::sleep(poll) => {}
             }
             match source.resolve().await {
+                Ok(latest) if resized_only(&current, &latest) && running.has_memcached() => {
+                    running.resize_memcached(&latest.memcached);
+                    tracing::info!(memcached = ?latest.memcached, "Memcached pool resized; switched in place");
+                    current = latest;
+                }
                 Ok(latest) if latest != current => break latest,
                 Ok(_) => {}
                 // Keep serving with what we have; the API may be briefly away.
@@ -302,6 +327,19 @@ pub async fn run(
         running.stop().await;
         current = changed;
     }
+}
+
+/// Whether only the Memcached server list differs, and L2 stays on: that is
+/// switched in place instead of restarting the process.
+pub fn resized_only(current: &Resolved, latest: &Resolved) -> bool {
+    let same_rest = Resolved {
+        memcached: current.memcached.clone(),
+        ..latest.clone()
+    };
+    same_rest == *current
+        && latest.memcached != current.memcached
+        && !latest.memcached.is_empty()
+        && !current.memcached.is_empty()
 }
 
 /// Why bridge mode ended.

@@ -24,7 +24,8 @@ given with --config (see `show-config` for its shape). Flags win over the file. 
 is read from CACHEBRIDGE_REDIS_PASSWORD or --redis-password-file, never from a flag (the Sentinel \
 password likewise from CACHEBRIDGE_REDIS_SENTINEL_PASSWORD or --redis-sentinel-password-file).\n\n\
 With --redis-sentinel and --redis-master instead of --redis, writer and readers find the Redis \
-primary through Sentinel and follow its failovers without a restart."
+primary through Sentinel and follow its failovers without a restart. With --redis-cluster, they \
+use the node of a Redis Cluster that serves the bridge's hash slot and follow reshardings."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -126,6 +127,15 @@ pub struct TierArgs {
     /// With --redis-sentinel: the name the Sentinels monitor the primary under.
     #[arg(long, env = "CACHEBRIDGE_REDIS_MASTER", value_name = "NAME")]
     pub redis_master: Option<String>,
+    /// Some nodes of a Redis Cluster (instead of --redis), comma-separated; the
+    /// key prefix gets a hash tag so every key of the bridge lives in one slot.
+    #[arg(
+        long,
+        env = "CACHEBRIDGE_REDIS_CLUSTER",
+        value_name = "HOST:PORT[,...]",
+        value_delimiter = ','
+    )]
+    pub redis_cluster: Option<Vec<String>>,
     /// Sentinel ACL user name.
     #[arg(long, env = "CACHEBRIDGE_REDIS_SENTINEL_USERNAME", value_name = "USER")]
     pub redis_sentinel_username: Option<String>,
@@ -277,6 +287,7 @@ impl TierArgs {
         c.redis.password_file = self.redis_password_file.or(c.redis.password_file.take());
         set(&mut c.redis.sentinel, self.redis_sentinel);
         c.redis.master = self.redis_master.or(c.redis.master.take());
+        set(&mut c.redis.cluster, self.redis_cluster);
         c.redis.sentinel_username = self
             .redis_sentinel_username
             .or(c.redis.sentinel_username.take());
@@ -507,6 +518,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--redis-master"), "{err}");
+    }
+
+    #[test]
+    fn cluster_flag_fills_the_config_for_every_role() {
+        for role in ["writer", "reader", "local"] {
+            let (_, config) = parse(&["x", role, "--redis-cluster", "n-0:7000,n-1:7001"]);
+            assert_eq!(config.redis.cluster, ["n-0:7000", "n-1:7001"]);
+            assert!(config.key_prefix().starts_with('{'));
+        }
+        let err = Cli::try_parse_from([
+            "x",
+            "reader",
+            "--redis-cluster",
+            "n:1",
+            "--redis",
+            "redis://r",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("give one of"), "{err}");
     }
 
     #[test]

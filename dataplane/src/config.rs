@@ -37,9 +37,10 @@ pub struct BridgeRef {
     pub name: String,
 }
 
-/// L3, the source of truth: one fixed server (`url`), or the primary the
-/// Sentinels name (`sentinel` and `master`). Neither means the embedded
-/// in-memory store (only `local` accepts that).
+/// L3, the source of truth: one fixed server (`url`), the primary the
+/// Sentinels name (`sentinel` and `master`), or the node of a Redis Cluster
+/// that serves the bridge's hash slot (`cluster`). None of them means the
+/// embedded in-memory store (only `local` accepts that).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedisConfig {
@@ -57,6 +58,11 @@ pub struct RedisConfig {
     /// The name the Sentinels monitor the primary under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
+    /// `HOST:PORT` of some nodes of a Redis Cluster (seeds): the bridge's
+    /// keys get a hash tag and live on the node serving its slot, followed
+    /// across reshardings and failovers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<String>,
     /// An ACL user name for the Sentinels, when they use one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentinel_username: Option<String>,
@@ -233,6 +239,7 @@ impl Default for RedisConfig {
             username: None,
             sentinel: Vec::new(),
             master: None,
+            cluster: Vec::new(),
             sentinel_username: None,
             sentinel_password_file: None,
             wait_replicas: 0,
@@ -247,14 +254,30 @@ impl RedisConfig {
         !self.sentinel.is_empty()
     }
 
-    /// Whether any Redis (fixed or through Sentinel) is configured.
+    /// Whether the bridge lives on a Redis Cluster.
+    pub fn uses_cluster(&self) -> bool {
+        !self.cluster.is_empty()
+    }
+
+    /// Whether any Redis (fixed, through Sentinel, or a cluster) is configured.
     pub fn is_configured(&self) -> bool {
-        self.url.is_some() || self.uses_sentinel()
+        self.url.is_some() || self.uses_sentinel() || self.uses_cluster()
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.url.is_some() && self.uses_sentinel() {
-            return Err("give either a Redis URL or Sentinels, not both".into());
+        let modes = [
+            self.url.is_some(),
+            self.uses_sentinel(),
+            self.uses_cluster(),
+        ];
+        if modes.iter().filter(|m| **m).count() > 1 {
+            return Err(
+                "give one of a Redis URL (--redis), Sentinels (--redis-sentinel) or cluster nodes (--redis-cluster)"
+                    .into(),
+            );
+        }
+        if let Some(bad) = self.cluster.iter().find(|s| !is_host_port(s)) {
+            return Err(format!("Redis Cluster node {bad:?} is not HOST:PORT"));
         }
         let named = self.master.as_deref().is_some_and(|m| !m.is_empty());
         if self.uses_sentinel() != named {
@@ -361,11 +384,17 @@ impl Config {
         })
     }
 
-    /// The key prefix every key of this bridge starts with.
+    /// The key prefix every key of this bridge starts with; on a Redis
+    /// Cluster it carries a hash tag (added if the given prefix has none).
     pub fn key_prefix(&self) -> String {
-        match &self.key_prefix {
+        let prefix = match &self.key_prefix {
             Some(prefix) => prefix.clone(),
             None => format!("cb:{}:{}:", self.bridge.namespace, self.bridge.name),
+        };
+        if self.redis.uses_cluster() {
+            crate::keys::with_hash_tag(&prefix)
+        } else {
+            prefix
         }
     }
 
@@ -523,7 +552,7 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .to_string()
-                .contains("not both")
+                .contains("give one of")
         );
         config.redis.url = None;
         config.redis.sentinel.push("nope".into());
@@ -541,9 +570,26 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_tags_the_prefix_and_excludes_other_modes() {
+        let mut config: Config =
+            serde_yaml::from_str("redis:\n  cluster: [n-0:6379, n-1:6379]\n").unwrap();
+        assert!(config.redis.uses_cluster() && config.validate().is_ok());
+        assert_eq!(config.key_prefix(), "{cb:default:local}:");
+        config.key_prefix = Some("{team}:quotes:".into());
+        assert_eq!(config.key_prefix(), "{team}:quotes:");
+        config.redis.url = Some("redis://r:6379".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--redis-cluster"), "{err}");
+        config.redis.url = None;
+        config.redis.cluster.push("no-port".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("\"no-port\""), "{err}");
+    }
+
+    #[test]
     fn unused_redis_options_stay_out_of_the_rendered_file() {
         let yaml = serde_yaml::to_string(&Config::default()).unwrap();
-        for absent in ["sentinel", "master", "wait"] {
+        for absent in ["sentinel", "master", "wait", "cluster"] {
             assert!(!yaml.contains(absent), "{yaml}");
         }
     }

@@ -3,6 +3,11 @@
 //! Every name starts with the bridge's prefix (`cb:{namespace}:{name}:` unless
 //! overridden) so several bridges can share one server, and an ACL user can be
 //! limited to one bridge's keys with a single `~prefix*` pattern.
+//!
+//! On a Redis Cluster the prefix also carries a hash tag (`{…}`), so every
+//! key of a bridge hashes to one slot and lives on one node: the publish
+//! script touches four keys atomically, which Redis Cluster allows only
+//! within one slot. [`with_hash_tag`] adds the tag when a prefix has none.
 
 /// The logical keys the writer publishes and the reader serves.
 pub mod logical {
@@ -22,6 +27,17 @@ pub mod logical {
 
     const TICKER_PREFIX: &str = "market:ticker:";
     const SIGNAL_PREFIX: &str = "signal:";
+}
+
+/// `prefix` with a Redis Cluster hash tag: unchanged if it already has one
+/// (a `{…}` with something inside), else its text up to a trailing `:`
+/// wrapped in braces: `cb:ns:name:` becomes `{cb:ns:name}:`.
+pub fn with_hash_tag(prefix: &str) -> String {
+    let tag = crate::cache::l3::cluster::hash_tag(prefix.as_bytes());
+    if tag.len() < prefix.len() {
+        return prefix.to_owned();
+    }
+    format!("{{{}}}:", prefix.trim_end_matches(':'))
 }
 
 /// Physical names derived from one prefix.
@@ -103,5 +119,26 @@ mod tests {
         );
         assert_eq!(keys.logical_of("cb:ns:b:v:signals"), Some("signals"));
         assert_eq!(keys.logical_of("other:v:signals"), None);
+    }
+
+    #[test]
+    fn cluster_prefixes_get_one_hash_tag() {
+        use crate::cache::l3::cluster::slot_of;
+        assert_eq!(with_hash_tag("cb:ns:b:"), "{cb:ns:b}:");
+        assert_eq!(with_hash_tag("plain"), "{plain}:");
+        assert_eq!(with_hash_tag("{mine}:x:"), "{mine}:x:");
+        assert_eq!(with_hash_tag("x{}:"), "{x{}}:");
+        let keys = Keys::new(with_hash_tag("cb:ns:b:"));
+        let slot = slot_of(keys.seq().as_bytes());
+        for name in [
+            keys.value(logical::OVERVIEW),
+            keys.value(&logical::ticker("AAPL")),
+            keys.versions(),
+            keys.stream(),
+            keys.channel(),
+            keys.reader_stats(),
+        ] {
+            assert_eq!(slot_of(name.as_bytes()), slot, "{name}");
+        }
     }
 }

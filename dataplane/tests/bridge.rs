@@ -274,3 +274,73 @@ async fn a_status_naming_sentinels_gives_sentinel_mode_with_its_password() {
         .unwrap();
     assert!(stored.is_some(), "stored on the primary the Sentinels name");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_naming_a_redis_cluster_gives_cluster_mode_with_a_tagged_prefix() {
+    let cluster = common::RedisCluster::start(3);
+    let mut on_cluster = status(&cluster.nodes[0], Some("quotes-redis"));
+    on_cluster.redis_username = Some(sentinel::CLIENT_USER.into());
+    on_cluster.endpoints.redis = None;
+    on_cluster.endpoints.redis_cluster = Some(cluster.seeds());
+    let client = fake((
+        Some(bridge(Some(on_cluster))),
+        vec![secret("quotes-redis", sentinel::CLIENT_PASSWORD)],
+    ))
+    .await;
+    let resolved = Source::new(client, NS, NAME).resolve().await.unwrap();
+    assert_eq!(resolved.redis_cluster, cluster.seeds());
+    assert!(resolved.redis().contains("Redis Cluster"));
+
+    let config = bridge::configure(&Config::default(), &resolved);
+    assert!(config.redis.uses_cluster() && config.redis.url.is_none());
+    assert_eq!(config.key_prefix(), "{cb:markets:quotes}:");
+    // The settings work against the real cluster: the value lands on the
+    // node that serves the tagged prefix's slot.
+    let tiers = Tiers::connect_with(&config, &resolved.credentials, "probe", false).unwrap();
+    let env =
+        cachebridge_dataplane::cache::envelope::Envelope::new(7, 1, Bytes::from_static(b"{}"));
+    eventually("published on the cluster", || {
+        let l3 = Arc::clone(&tiers.l3);
+        let env = env.clone();
+        async move { l3.publish("market:overview", &env).await.ok() }
+    })
+    .await;
+    let key = cachebridge_dataplane::keys::Keys::new(config.key_prefix()).value("market:overview");
+    let slot = cachebridge_dataplane::cache::l3::cluster::slot_of(key.as_bytes());
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query(&mut cachebridge_testkit::cluster::admin(
+            cluster.owner_of(slot),
+        ))
+        .unwrap();
+    assert!(stored.is_some(), "stored on the slot's node");
+}
+
+#[test]
+fn only_a_changed_memcached_list_is_switched_in_place() {
+    let current = bridge::Resolved {
+        redis_url: Some("redis://r:6379".into()),
+        sentinel: None,
+        redis_cluster: vec![],
+        redis_username: None,
+        memcached: vec!["m-0:11211".into(), "m-1:11211".into()],
+        key_prefix: None,
+        credentials: Credentials::default(),
+    };
+    let grown = bridge::Resolved {
+        memcached: vec!["m-0:11211".into(), "m-1:11211".into(), "m-2:11211".into()],
+        ..current.clone()
+    };
+    assert!(bridge::resized_only(&current, &grown));
+    assert!(!bridge::resized_only(&current, &current), "no change");
+    let moved = bridge::Resolved {
+        redis_url: Some("redis://other:6379".into()),
+        ..grown.clone()
+    };
+    assert!(!bridge::resized_only(&current, &moved), "Redis changed too");
+    let dropped = bridge::Resolved {
+        memcached: vec![],
+        ..current.clone()
+    };
+    assert!(!bridge::resized_only(&current, &dropped), "L2 switched off");
+}

@@ -6,6 +6,7 @@
 //! Debian's `redis-server`, `redis-sentinel` and `memcached` packages (the
 //! README's test command installs them).
 
+pub mod cluster;
 pub mod sentinel;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

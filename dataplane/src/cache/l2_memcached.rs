@@ -6,10 +6,17 @@
 //! router hashes server names with std's `DefaultHasher`, which Rust does
 //! not promise to keep stable). Servers are resolved lazily, so a pool whose
 //! DNS names do not exist yet (pods still starting) does not stop a reader.
+//!
+//! The server list can be changed in place ([`Memcached::resize`]) when the
+//! pool grows or shrinks: calls already under way finish on the old
+//! connections, later ones use the new list. With rendezvous hashing only
+//! the keys whose highest-scoring server changed move: about 1/N of them
+//! when one of N servers is added or removed.
 
 use super::TierError;
 use bytes::Bytes;
 use memcache::exp::{AsyncMemcache, Router, Ttl};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -41,55 +48,89 @@ impl Router for StableRouter {
 
 /// The Memcached tier: lazily connected, every call bounded by a timeout.
 pub struct Memcached {
-    servers: Vec<String>,
+    pool: RwLock<Arc<Pool>>,
     timeout: Duration,
     ttl: Duration,
+}
+
+/// One server list and its (lazily opened) connections.
+struct Pool {
+    servers: Vec<String>,
     client: OnceCell<AsyncMemcache>,
 }
 
-impl Memcached {
-    pub fn new(servers: Vec<String>, timeout: Duration, ttl: Duration) -> Self {
-        Memcached {
+impl Pool {
+    fn new(servers: Vec<String>) -> Arc<Pool> {
+        Arc::new(Pool {
             servers,
-            timeout,
-            ttl,
             client: OnceCell::new(),
-        }
+        })
     }
 
-    pub fn servers(&self) -> &[String] {
-        &self.servers
-    }
-
-    async fn client(&self) -> Result<&AsyncMemcache, TierError> {
+    async fn client(&self, timeout: Duration) -> Result<&AsyncMemcache, TierError> {
         self.client
             .get_or_try_init(|| async {
                 AsyncMemcache::builder()
                     .router(StableRouter)
-                    .timeout(self.timeout)
-                    .connect_timeout(self.timeout)
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
                     .connect_async(self.servers.iter().map(String::as_str))
                     .await
             })
             .await
             .map_err(|e| TierError::Unavailable(e.to_string()))
     }
+}
+
+impl Memcached {
+    pub fn new(servers: Vec<String>, timeout: Duration, ttl: Duration) -> Self {
+        Memcached {
+            pool: RwLock::new(Pool::new(servers)),
+            timeout,
+            ttl,
+        }
+    }
+
+    /// The server list in use now.
+    pub fn servers(&self) -> Vec<String> {
+        self.pool().servers.clone()
+    }
+
+    /// Switches to another server list; false if it is the one in use.
+    /// Keys stay where the rendezvous hash puts them, so only those whose
+    /// server changed miss once (and are backfilled from L3).
+    pub fn resize(&self, servers: Vec<String>) -> bool {
+        let mut pool = self.pool.write().unwrap_or_else(|p| p.into_inner());
+        if pool.servers == servers {
+            return false;
+        }
+        tracing::info!(from = ?pool.servers, to = ?servers, "switching the Memcached pool");
+        *pool = Pool::new(servers);
+        true
+    }
+
+    fn pool(&self) -> Arc<Pool> {
+        Arc::clone(&self.pool.read().unwrap_or_else(|p| p.into_inner()))
+    }
 
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
-        let client = self.client().await?;
+        let pool = self.pool();
+        let client = pool.client(self.timeout).await?;
         let value: Option<Vec<u8>> = bounded(self.timeout, client.get(key)).await?;
         Ok(value.map(Bytes::from))
     }
 
     /// Unconditional store: the writer's path, always the newest version.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), TierError> {
-        let client = self.client().await?;
+        let pool = self.pool();
+        let client = pool.client(self.timeout).await?;
         bounded(self.timeout, client.set(key, value, self.ttl())).await
     }
 
     /// Unconditional stores of many values, one round trip per server.
     pub async fn set_many(&self, items: &[(&str, &[u8])]) -> Result<(), TierError> {
-        let client = self.client().await?;
+        let pool = self.pool();
+        let client = pool.client(self.timeout).await?;
         bounded(
             self.timeout,
             client.set_many(items.iter().copied(), self.ttl()),
@@ -100,13 +141,15 @@ impl Memcached {
     /// Store only if absent: the reader's backfill, which must never
     /// overwrite a newer value the writer stored in the meantime.
     pub async fn add(&self, key: &str, value: &[u8]) -> Result<bool, TierError> {
-        let client = self.client().await?;
+        let pool = self.pool();
+        let client = pool.client(self.timeout).await?;
         bounded(self.timeout, client.add(key, value, self.ttl())).await
     }
 
     /// Drops a value found to be corrupt or outdated.
     pub async fn delete(&self, key: &str) -> Result<(), TierError> {
-        let client = self.client().await?;
+        let pool = self.pool();
+        let client = pool.client(self.timeout).await?;
         bounded(self.timeout, client.delete(key)).await
     }
 

@@ -118,7 +118,7 @@ impl TieredCache {
     pub fn new(
         keys: Keys,
         l1: L1,
-        l2: Option<Memcached>,
+        l2: Option<Arc<Memcached>>,
         l3: Arc<L3>,
         breakers: (u32, std::time::Duration),
         metrics: Arc<Metrics>,
@@ -126,7 +126,7 @@ impl TieredCache {
         TieredCache {
             keys,
             l1,
-            l2: l2.map(|m| Guarded::new(Tier::L2, Arc::new(m), breakers, &metrics)),
+            l2: l2.map(|m| Guarded::new(Tier::L2, m, breakers, &metrics)),
             l3: Guarded::new(Tier::L3, l3, breakers, &metrics),
             floors: Mutex::new(HashMap::default()),
             changes: AtomicU64::new(0),
@@ -145,6 +145,11 @@ impl TieredCache {
 
     pub fn has_l2(&self) -> bool {
         self.l2.is_some()
+    }
+
+    /// The Memcached pool, to resize in place (see `Memcached::resize`).
+    pub fn l2_pool(&self) -> Option<&Arc<Memcached>> {
+        self.l2.as_ref().map(|g| &g.inner)
     }
 
     /// The value of a logical key from the fastest tier that has a current one.

@@ -11,6 +11,7 @@ use cachebridge_dataplane::config::{Config, Source};
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
 use cachebridge_dataplane::writer::publisher::Publisher;
+pub use cachebridge_testkit::cluster::RedisCluster;
 pub use cachebridge_testkit::sentinel::{self, SentinelGroup};
 pub use cachebridge_testkit::{PATIENCE, Server, free_port};
 use std::sync::Arc;
@@ -95,7 +96,7 @@ pub fn publisher(config: &Config) -> Publisher {
     Publisher::new(
         tiers.keys,
         tiers.l3,
-        tiers.l2.map(Arc::new),
+        tiers.l2,
         breaker,
         Arc::new(Metrics::new()),
     )
@@ -115,6 +116,22 @@ pub fn sentinel_config(group: &SentinelGroup) -> Config {
     config.redis.master = Some(sentinel::MASTER.into());
     config.redis.username = Some(sentinel::CLIENT_USER.into());
     config
+}
+
+/// Cluster mode against a [`RedisCluster`]: every node as a seed, and the
+/// dataplane's ACL user (its password is in [`cluster_credentials`]).
+pub fn cluster_config(cluster: &RedisCluster) -> Config {
+    let mut config = config(None, &[]);
+    config.redis.cluster = cluster.seeds();
+    config.redis.username = Some(sentinel::CLIENT_USER.into());
+    config
+}
+
+pub fn cluster_credentials() -> Credentials {
+    Credentials {
+        redis_password: Some(sentinel::CLIENT_PASSWORD.into()),
+        sentinel_password: None,
+    }
 }
 
 pub fn sentinel_credentials() -> Credentials {

@@ -13,6 +13,7 @@
 //!   over, or the server restarted without its data), sequence numbers may
 //!   repeat or go back, and readers rebuild their position from a snapshot.
 
+pub mod cluster;
 pub mod memory;
 pub mod redis;
 pub mod sentinel;

@@ -14,7 +14,18 @@
 //! subscription made on the old primary ends when the slot moves on, so the
 //! reader's follower resubscribes (and resyncs) on the new one. Nothing
 //! above this file knows which mode it runs in.
+//!
+//! On a Redis Cluster ([`Locator::Cluster`]) the "primary" is the node that
+//! serves the bridge's hash slot, followed the same way: a `MOVED` reply
+//! (the slot was resharded, or a replica took over) raises doubt, and the
+//! look-up goes first to the node `MOVED` names. While the slot migrates,
+//! single-key reads that get `ASK` are sent once to the importing node
+//! (`ASKING`); a publish that gets `ASK` or `TRYAGAIN` (its keys are split
+//! between the two nodes for a moment) fails and is held back by the writer,
+//! which sends it again on its next round. Announcements use classic
+//! `PUBLISH`, which a cluster delivers to subscribers on every node.
 
+use super::cluster::ClusterSeeds;
 use super::sentinel::{Login, Sentinels, info_field, open_client};
 use super::{Event, Notice, PublishOutcome, Replay, Snapshot, Subscription};
 use crate::cache::TierError;
@@ -74,6 +85,8 @@ pub enum Locator {
     Url(String),
     /// Whatever these Sentinels name.
     Sentinel(Sentinels),
+    /// The cluster node that serves the bridge's slot.
+    Cluster(ClusterSeeds),
 }
 
 /// Timings and limits of a store.
@@ -120,7 +133,10 @@ struct PrimarySlot {
     current: RwLock<Option<Arc<Primary>>>,
     /// Bumped on every swap; subscriptions end when it moves.
     generation: watch::Sender<u64>,
-    sentinels: Option<Sentinels>,
+    /// How to find the primary again; none for a fixed URL.
+    finder: Option<Finder>,
+    /// Where the last `MOVED` pointed: the first node to ask.
+    moved_to: RwLock<Option<String>>,
     login: Login,
     timeout: Duration,
     /// One look-up at a time; the others wait for its result.
@@ -161,23 +177,25 @@ impl RedisStore {
         settings: StoreSettings,
     ) -> Result<Self, TierError> {
         crate::tls::install_crypto_provider();
-        let (current, sentinels) = match locator {
+        let (current, finder) = match locator {
             Locator::Url(url) => (
                 Some(Arc::new(connect(&url, &login, 0, settings.timeout)?)),
                 None,
             ),
-            Locator::Sentinel(sentinels) => (None, Some(sentinels)),
+            Locator::Sentinel(sentinels) => (None, Some(Finder::Sentinel(sentinels))),
+            Locator::Cluster(seeds) => (None, Some(Finder::Cluster(seeds))),
         };
         let slot = Arc::new(PrimarySlot {
             current: RwLock::new(current),
             generation: watch::channel(0).0,
-            sentinels,
+            finder,
+            moved_to: RwLock::new(None),
             login,
             timeout: settings.timeout,
             looking: tokio::sync::Mutex::new(()),
             doubt: Notify::new(),
         });
-        let follower = if slot.sentinels.is_some() {
+        let follower = if slot.finder.is_some() {
             vec![
                 tokio::spawn(Arc::clone(&slot).follow()).abort_handle(),
                 tokio::spawn(Arc::clone(&slot).listen()).abort_handle(),
@@ -209,8 +227,47 @@ impl RedisStore {
 
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
         let (mut conn, _) = self.conn()?;
-        let value: Option<Vec<u8>> = self.bounded(conn.get(key)).await?;
+        let call = tokio::time::timeout(self.settings.timeout, conn.get(key)).await;
+        let value: Option<Vec<u8>> = match call {
+            // The slot is migrating and this key already left: ask the
+            // importing node, once.
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask) => {
+                let mut get = redis::cmd("GET");
+                get.arg(key);
+                self.asking(&e, &get).await?
+            }
+            Ok(reply) => self.judge(reply)?,
+            Err(_) => {
+                self.slot.doubt.notify_one();
+                return Err(TierError::Timeout);
+            }
+        };
         Ok(value.map(Bytes::from))
+    }
+
+    /// Sends `cmd` to the node an `ASK` reply names, after `ASKING` on the
+    /// same connection (a one-off: `ASK` lasts only while a slot migrates).
+    async fn asking<T: redis::FromRedisValue>(
+        &self,
+        ask: &redis::RedisError,
+        cmd: &redis::Cmd,
+    ) -> Result<T, TierError> {
+        let Some((addr, _)) = ask.redirect_node() else {
+            return Err(TierError::Unavailable(ask.to_string()));
+        };
+        let client = open_client(&format!("redis://{addr}"), &self.slot.login)
+            .map_err(|e| TierError::Unavailable(e.to_string()))?;
+        let call = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let (reply,): (T,) = redis::pipe()
+                .cmd("ASKING")
+                .ignore()
+                .add_command(cmd.clone())
+                .query_async(&mut conn)
+                .await?;
+            Ok(reply)
+        };
+        self.bounded(call).await
     }
 
     pub async fn publish(
@@ -328,7 +385,7 @@ impl RedisStore {
             .bounded(redis::cmd("INFO").arg("replication").query_async(&mut conn))
             .await?;
         let role = info_field(&info, "role").unwrap_or("unknown");
-        if self.slot.sentinels.is_some() && role != "master" {
+        if self.slot.finder.is_some() && role != "master" {
             self.slot.doubt.notify_one();
             return Err(TierError::Unavailable(format!(
                 "connected to a {role}, not to the primary"
@@ -427,10 +484,19 @@ impl RedisStore {
         }
     }
 
-    /// A reply as a tier result; failures a failover explains raise doubt
-    /// about the primary.
+    /// A reply as a tier result; failures a failover (or a resharding)
+    /// explains raise doubt about the primary.
     fn judge<T>(&self, reply: redis::RedisResult<T>) -> Result<T, TierError> {
         reply.map_err(|e| {
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)
+                && let Some((addr, _)) = e.redirect_node()
+            {
+                *self
+                    .slot
+                    .moved_to
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(addr.to_owned());
+            }
             if suggests_failover(&e) {
                 self.slot.doubt.notify_one();
             }
@@ -452,14 +518,18 @@ impl PrimarySlot {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner());
         current.clone().ok_or_else(|| {
             self.doubt.notify_one();
-            TierError::Unavailable("no Redis primary found through Sentinel yet".into())
+            let through = match &self.finder {
+                Some(Finder::Cluster(_)) => "no Redis Cluster node found for the bridge's slot yet",
+                _ => "no Redis primary found through Sentinel yet",
+            };
+            TierError::Unavailable(through.into())
         })
     }
 
     /// Looks the primary up again unless someone already moved on from
     /// `generation`; true when the store now uses another primary.
     async fn look_again(&self, generation: u64) -> bool {
-        if self.sentinels.is_none() {
+        if self.finder.is_none() {
             return false;
         }
         let _one_at_a_time = self.looking.lock().await;
@@ -469,24 +539,41 @@ impl PrimarySlot {
         self.look_up().await
     }
 
-    /// Asks the Sentinels and swaps in the primary they name if it is new.
+    /// Asks the Sentinels (or the cluster) and swaps in the primary they
+    /// name if it is new.
     async fn look_up(&self) -> bool {
-        let Some(sentinels) = &self.sentinels else {
+        let Some(finder) = &self.finder else {
             return false;
         };
-        let addr = match sentinels.primary().await {
+        let in_use = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| p.addr.clone());
+        let found = match finder {
+            Finder::Sentinel(sentinels) => sentinels.primary().await.map_err(|e| e.to_string()),
+            Finder::Cluster(seeds) => {
+                let moved = self
+                    .moved_to
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let hint = moved.or_else(|| in_use.clone());
+                seeds
+                    .owner(hint.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let addr = match found {
             Ok(addr) => addr,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot find the Redis primary");
                 return false;
             }
         };
-        let same = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|p| p.addr == addr);
+        let same = in_use.as_deref() == Some(addr.as_str());
         if same {
             return false;
         }
@@ -494,7 +581,7 @@ impl PrimarySlot {
         let url = format!("redis://{addr}");
         match connect(&url, &self.login, generation, self.timeout) {
             Ok(primary) => {
-                tracing::info!(primary = %addr, master = sentinels.master(), generation, "following the Redis primary");
+                tracing::info!(primary = %addr, via = %finder, generation, "following the Redis primary");
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(primary));
                 self.generation.send_replace(generation);
                 true
@@ -516,10 +603,26 @@ impl PrimarySlot {
         }
     }
 
-    /// Turns Sentinel failover announcements into doubt.
+    /// Turns Sentinel failover announcements into doubt (a cluster has no
+    /// such channel: `MOVED` replies and the periodic check do that work).
     async fn listen(self: Arc<Self>) {
-        if let Some(sentinels) = &self.sentinels {
+        if let Some(Finder::Sentinel(sentinels)) = &self.finder {
             sentinels.watch(|| self.doubt.notify_one()).await;
+        }
+    }
+}
+
+/// How a moving primary is found again.
+enum Finder {
+    Sentinel(Sentinels),
+    Cluster(ClusterSeeds),
+}
+
+impl std::fmt::Display for Finder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finder::Sentinel(s) => write!(f, "Sentinel master {}", s.master()),
+            Finder::Cluster(c) => write!(f, "cluster slot {}", c.slot()),
         }
     }
 }
@@ -547,14 +650,18 @@ fn connect(
     })
 }
 
-/// Errors after which the primary may be elsewhere: it is gone, or it has
-/// become a replica (also inside a script, where the code is wrapped).
+/// Errors after which the primary may be elsewhere: it is gone, it has
+/// become a replica (also inside a script, where the code is wrapped), or
+/// the cluster moved the slot (`MOVED`) or is moving it (`ASK`, `TRYAGAIN`).
 fn suggests_failover(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || e.code() == Some("READONLY")
+        || matches!(
+            e.code(),
+            Some("READONLY" | "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN")
+        )
         || e.to_string().contains("READONLY")
 }
 
