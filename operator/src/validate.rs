@@ -98,7 +98,7 @@ pub fn validate(cb: &CacheBridge) -> Result<Bridge, InvalidSpec> {
     let owner = owner_reference(cb)?;
     let spec = &cb.spec;
     let bridge = Bridge {
-        key_prefix: cb.key_prefix(),
+        key_prefix: key_prefix(cb),
         redis: redis_plan(spec)?,
         failover: failover(spec)?,
         memcached: memcached_plan(spec)?,
@@ -230,6 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn on_a_redis_cluster_the_key_prefix_carries_a_hash_tag() {
+        let on = |prefix: Option<&str>| {
+            let mut spec = serde_json::json!({"redis": {"external": {
+                "cluster": {"nodes": ["r-0:6379"]},
+                "passwordSecret": {"name": "s", "key": "password"}}}});
+            if let Some(p) = prefix {
+                spec["cache"] = serde_json::json!({"keyPrefix": p});
+            }
+            validate(&bridge(spec)).expect("valid").key_prefix
+        };
+        assert_eq!(on(None), "{cb:prod:quotes}:");
+        assert_eq!(on(Some("{fx}:q:")), "{fx}:q:", "a tag given is kept");
+    }
+
+    #[test]
     fn compound_durations_parse() {
         assert_eq!(duration("f", "1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(
@@ -308,5 +323,24 @@ mod tests {
             validate(&cb).unwrap_err().to_string(),
             "metadata.uid is missing"
         );
+    }
+}
+
+/// The bridge's key prefix as the dataplane will use it: on a Redis Cluster
+/// it carries a hash tag (`{cb:ns:name}:`), so that the status, the
+/// ConfigMap and the operator's own reads of the readers' figures name the
+/// same keys as the writer and readers, all in one slot.
+fn key_prefix(cb: &CacheBridge) -> String {
+    let prefix = cb.key_prefix();
+    let on_cluster = cb
+        .spec
+        .redis
+        .external
+        .as_ref()
+        .is_some_and(|e| e.cluster.is_some());
+    if on_cluster {
+        cachebridge_dataplane::keys::with_hash_tag(&prefix)
+    } else {
+        prefix
     }
 }
