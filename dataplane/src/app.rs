@@ -277,6 +277,11 @@ impl Running {
     /// [`DRAIN`]), then stops everything; ports are free when it returns.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        // Live streams never finish by themselves: end them, or the drain
+        // would wait for them until it gives up.
+        if let Some(reader) = &self.reader {
+            reader.close_streams();
+        }
         let servers = &mut self.servers;
         let drained = tokio::time::timeout(DRAIN, async {
             while servers.join_next().await.is_some() {}
@@ -345,6 +350,7 @@ pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Rea
         config.coherence.heartbeat_interval,
     );
     Reader::new(cache, coherence, metrics, config.cache.staleness_budget)
+        .with_max_streams(config.reader.max_streams)
 }
 
 /// Which process to run.

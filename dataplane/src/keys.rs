@@ -18,6 +18,11 @@ pub mod logical {
     pub fn signal(symbol: &str) -> String {
         format!("signal:{symbol}")
     }
+
+    /// One-second bars of the last minutes (see `market::bars`).
+    pub fn history(symbol: &str) -> String {
+        format!("market:history:{symbol}")
+    }
 }
 
 /// Physical names derived from one prefix.
