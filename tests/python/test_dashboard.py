@@ -160,14 +160,20 @@ def browser() -> Iterator[webdriver.Chrome]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+# Symbol, opening price, and how it moves: a few shapes so the page has something to show.
+MARKET = [("AAPL", 190.0, 3.0, 7.0, 0.05), ("AMZN", 180.0, 2.0, 4.0, -0.04), ("GOOG", 165.0, 1.5, 9.0, 0.02),
+          ("MSFT", 410.0, 2.5, 5.0, -0.03), ("NVDA", 120.0, 4.0, 3.0, 0.08), ("TSLA", 250.0, 6.0, 11.0, -0.06)]
+
+
 def seed_market(bridge: Bridge) -> None:
-    """A minute of trading for two symbols, one tick a second, so the chart has bars."""
+    """Two minutes of trading, one tick a second per symbol, so the chart has bars."""
     now = datetime.now(timezone.utc)
     rows = []
-    for i in range(60):
-        ts = now - timedelta(seconds=60 - i)
-        rows.append(("AAPL", round(190 + 3 * math.sin(i / 7) + i * 0.05, 2), 100 + 37 * (i % 5), ts))
-        rows.append(("MSFT", round(410 - 2 * math.cos(i / 5), 2), 80 + 11 * (i % 7), ts))
+    for i in range(120):
+        ts = now - timedelta(seconds=120 - i)
+        for n, (symbol, price, swing, period, drift) in enumerate(MARKET):
+            moved = price + swing * math.sin(i / period) + drift * i
+            rows.append((symbol, round(moved, 2), 100 + 37 * ((i + n) % 5), ts))
     status, body = http(bridge.ingest, ticks(*rows))
     assert status == 202, body
 

@@ -29,13 +29,13 @@ pub struct Bar {
     /// `ts` of the ticks `o` and `c` came from, in nanoseconds: a late tick
     /// opens or closes the bar only if it is earlier or later than them.
     #[serde(skip)]
-    first_ns: i128,
+    first_ns: i64,
     #[serde(skip)]
-    last_ns: i128,
+    last_ns: i64,
 }
 
 impl Bar {
-    fn new(t: i64, price: f64, volume: u64, ts_ns: i128) -> Self {
+    fn new(t: i64, price: f64, volume: u64, ts_ns: i64) -> Self {
         Bar {
             t,
             o: price,
@@ -48,7 +48,7 @@ impl Bar {
         }
     }
 
-    fn add(&mut self, price: f64, volume: u64, ts_ns: i128) {
+    fn add(&mut self, price: f64, volume: u64, ts_ns: i64) {
         if ts_ns < self.first_ns {
             self.o = price;
             self.first_ns = ts_ns;
@@ -82,7 +82,9 @@ pub struct Bars {
 impl Bars {
     /// Adds a tick at `ts` (Unix nanoseconds) to its second's bar.
     pub fn record(&mut self, ts_ns: i128, price: f64, volume: u64) {
-        let t = i64::try_from(ts_ns.div_euclid(1_000_000_000)).unwrap_or(i64::MAX);
+        // Nanoseconds fit an i64 until 2262; ticks are checked to be near now.
+        let ts_ns = i64::try_from(ts_ns).unwrap_or(i64::MAX);
+        let t = ts_ns.div_euclid(1_000_000_000);
         let newest = self.bars.back().map_or(t, |b| b.t.max(t));
         if t <= newest - WINDOW_SECS {
             return; // Too late to be drawn.
