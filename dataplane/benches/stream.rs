@@ -417,7 +417,7 @@ fn report(machine: &str, f: &Figures) -> String {
     let _ = write!(
         out,
         "\n| Reader memory (RSS) | |\n|---|---:|\n\
-         | before (1 stream open) | {} |\n\
+         | before (no stream open) | {} |\n\
          | with {} more streams open (`cachebridge_streams_open` {}) | {} |\n\
          | per stream | {:.1} KiB |\n",
         mib(f.rss_before),
