@@ -38,6 +38,9 @@ pub async fn synthetic(
         for _ in 0..batches {
             apply(&book, &feed.next_batch(per_batch, ts), &metrics);
         }
+        // A few hundred ticks at a time: the runtime (one thread in `local`
+        // tests) keeps serving meanwhile.
+        tokio::task::yield_now().await;
     }
     let mut every = tokio::time::interval(Duration::from_secs(1) / batches);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
