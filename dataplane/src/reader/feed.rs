@@ -11,7 +11,7 @@
 //! every key it follows instead. So memory does not grow with slow clients,
 //! and no client is ever sent an older version after a newer one.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -40,8 +40,23 @@ pub enum Since {
 }
 
 struct Log {
+    /// Allocated whole and touched at start, and never grown: the reader's
+    /// memory does not creep up while the log fills.
     entries: VecDeque<(u64, Arc<str>)>,
     at: Position,
+    /// One shared name per key, so an entry allocates nothing.
+    names: HashMap<Box<str>, Arc<str>>,
+}
+
+impl Log {
+    fn name(&mut self, key: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(key) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(key);
+        self.names.insert(key.into(), Arc::clone(&name));
+        name
+    }
 }
 
 /// The shared log, and the signal that it moved.
@@ -52,13 +67,18 @@ pub struct Feed {
 
 impl Default for Feed {
     fn default() -> Self {
+        let mut entries = VecDeque::with_capacity(CAPACITY);
+        let none: Arc<str> = Arc::from("");
+        entries.extend((0..CAPACITY).map(|_| (0, Arc::clone(&none))));
+        entries.clear();
         Feed {
             log: Mutex::new(Log {
-                entries: VecDeque::new(),
+                entries,
                 at: Position {
                     generation: 0,
                     seq: 0,
                 },
+                names: HashMap::new(),
             }),
             moved: watch::channel(0).0,
         }
@@ -76,11 +96,13 @@ impl Feed {
         {
             let mut log = self.lock();
             for (seq, key) in updates {
-                log.entries.push_back((seq, Arc::from(key)));
+                if log.entries.len() == CAPACITY {
+                    log.entries.pop_front();
+                }
+                let name = log.name(key);
+                log.entries.push_back((seq, name));
                 log.at.seq = log.at.seq.max(seq);
             }
-            let excess = log.entries.len().saturating_sub(CAPACITY);
-            log.entries.drain(..excess);
         }
         self.wake();
     }
