@@ -310,6 +310,11 @@ impl Running {
     /// [`DRAIN`]), then stops everything; ports are free when it returns.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        // Live streams never finish by themselves: end them, or the drain
+        // would wait for them until it gives up.
+        if let Some(reader) = &self.reader {
+            reader.close_streams();
+        }
         let servers = &mut self.servers;
         let drained = tokio::time::timeout(DRAIN, async {
             while servers.join_next().await.is_some() {}
@@ -377,7 +382,13 @@ pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Rea
         Arc::clone(&metrics),
         config.coherence.heartbeat_interval,
     );
-    Reader::new(cache, coherence, metrics, config.cache.staleness_budget)
+    Reader::new(
+        cache,
+        coherence,
+        metrics,
+        config.cache.staleness_budget,
+        config.reader.max_streams,
+    )
 }
 
 /// Which process to run.

@@ -259,6 +259,9 @@ pub struct ListenArgs {
     /// Address of the web API and dashboard [default: 127.0.0.1:8080].
     #[arg(long, env = "CACHEBRIDGE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Concurrent /api/v1/stream clients; more get 503 with Retry-After [default: 1024].
+    #[arg(long, env = "CACHEBRIDGE_MAX_STREAMS", value_name = "COUNT")]
+    pub max_streams: Option<usize>,
 }
 
 fn parse_bridge(s: &str) -> Result<(String, String), String> {
@@ -342,6 +345,7 @@ impl HttpArgs {
 impl ListenArgs {
     pub fn apply(self, c: &mut Config) {
         set(&mut c.reader.listen, self.listen);
+        set(&mut c.reader.max_streams, self.max_streams);
     }
 }
 
@@ -578,6 +582,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("connection limit"), "{err}");
+        let (_, config) = parse(&["x", "reader", "--max-streams", "7"]);
+        assert_eq!(config.reader.max_streams, 7);
+        let yaml = serde_yaml::to_string(&config).unwrap();
+        assert!(yaml.contains("maxStreams: 7"), "{yaml}");
     }
 
     #[test]

@@ -209,6 +209,18 @@ pub enum Source {
 #[serde(default, deny_unknown_fields)]
 pub struct ReaderConfig {
     pub listen: SocketAddr,
+    /// Concurrent `/api/v1/stream` clients; more are answered 503. Each one
+    /// also holds one of `http.maxConnections`, so keep it below that.
+    #[serde(rename = "maxStreams", skip_serializing_if = "is_default_max_streams")]
+    pub max_streams: usize,
+}
+
+/// Streams a reader serves at once unless told otherwise: half the default
+/// connection cap, so streams can never crowd out plain requests.
+pub const DEFAULT_MAX_STREAMS: usize = 1024;
+
+fn is_default_max_streams(n: &usize) -> bool {
+    *n == DEFAULT_MAX_STREAMS
 }
 
 impl Default for BridgeRef {
@@ -350,6 +362,7 @@ impl Default for ReaderConfig {
     fn default() -> Self {
         ReaderConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -435,9 +448,10 @@ impl Config {
         .any(Duration::is_zero)
             || http.max_connections == 0
             || http.max_body_bytes == 0
+            || self.reader.max_streams == 0
         {
             return bad(
-                "HTTP timeouts, the connection limit and the body size limit must be above zero"
+                "HTTP timeouts, the connection limit, the stream limit (reader.maxStreams) and the body size limit must be above zero"
                     .into(),
             );
         }

@@ -25,6 +25,11 @@ pub mod logical {
         [SIGNAL_PREFIX, symbol].concat()
     }
 
+    /// One-second bars of the last minutes (see `market::bars`).
+    pub fn history(symbol: &str) -> String {
+        format!("market:history:{symbol}")
+    }
+
     const TICKER_PREFIX: &str = "market:ticker:";
     const SIGNAL_PREFIX: &str = "signal:";
 }

@@ -161,6 +161,11 @@ pub struct Metrics {
     pub ingest_rejected: Counter,
     /// Tasks alive in the process's tokio runtime, read at scrape time.
     pub runtime_tasks: Gauge,
+    /// Server-Sent Event streams (`/api/v1/stream`).
+    pub streams_open: Gauge,
+    pub stream_events_sent: Counter,
+    pub stream_events_coalesced: Counter,
+    pub streams_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -197,6 +202,10 @@ impl Metrics {
             writer_pending: Gauge::default(),
             ingest_rejected: Counter::default(),
             runtime_tasks: Gauge::default(),
+            streams_open: Gauge::default(),
+            stream_events_sent: Counter::default(),
+            stream_events_coalesced: Counter::default(),
+            streams_refused: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -289,6 +298,26 @@ impl Metrics {
             "runtime_tasks",
             "Tasks alive in the tokio runtime (a count that keeps growing is a task leak)",
             m.runtime_tasks.clone(),
+        );
+        r.register(
+            "streams_open",
+            "Server-Sent Event streams open (/api/v1/stream)",
+            m.streams_open.clone(),
+        );
+        r.register(
+            "stream_events_sent",
+            "Events written to Server-Sent Event streams",
+            m.stream_events_sent.clone(),
+        );
+        r.register(
+            "stream_events_coalesced",
+            "Updates not sent to a stream because a newer version of the same key was sent instead",
+            m.stream_events_coalesced.clone(),
+        );
+        r.register(
+            "streams_refused",
+            "Streams refused with 503 at the concurrent-stream cap",
+            m.streams_refused.clone(),
         );
         Metrics { registry, ..m }
     }

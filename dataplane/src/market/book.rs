@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use time::OffsetDateTime;
 
+use super::bars::Bars;
 use super::tick::{Tick, validate_price};
 
 /// How many recent prices each symbol keeps for signal computation. Enough
@@ -41,12 +42,16 @@ pub struct SymbolState {
     opened: OffsetDateTime,
     /// Recent (ts, price) pairs in `ts` order.
     history: VecDeque<(OffsetDateTime, f64)>,
+    /// One-second OHLCV bars of the last minutes, for charts.
+    pub bars: Bars,
 }
 
 impl SymbolState {
     fn new(tick: &Tick) -> Self {
         let mut history = VecDeque::with_capacity(HISTORY_CAP);
         history.push_back((tick.ts, tick.price));
+        let mut bars = Bars::default();
+        bars.record(tick.ts.unix_timestamp_nanos(), tick.price, tick.volume);
         Self {
             symbol: tick.symbol.clone(),
             open: tick.price,
@@ -60,6 +65,7 @@ impl SymbolState {
             updated: tick.ts,
             opened: tick.ts,
             history,
+            bars,
         }
     }
 
@@ -82,6 +88,8 @@ impl SymbolState {
         self.traded_volume += tick.volume as f64;
         self.ticks = self.ticks.saturating_add(1);
         self.record(tick);
+        self.bars
+            .record(tick.ts.unix_timestamp_nanos(), tick.price, tick.volume);
     }
 
     /// Puts the tick's price into the history at its place in time. A late

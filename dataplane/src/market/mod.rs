@@ -4,6 +4,7 @@
 //! Everything here is pure and deterministic (no clocks, no I/O, seeded
 //! randomness only) so the writer, the reader and the tests agree exactly.
 
+pub mod bars;
 pub mod book;
 pub mod rfc3339;
 pub mod rounding;
@@ -12,6 +13,7 @@ pub mod synthetic;
 pub mod tick;
 pub mod views;
 
+pub use bars::{Bar, Bars, History};
 pub use book::{Book, HISTORY_CAP, SymbolState};
 pub use signals::{Direction, Signal, SignalKind, SymbolSignals};
 pub use synthetic::{DEFAULT_SYMBOLS, SyntheticFeed, symbol_universe};

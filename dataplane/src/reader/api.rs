@@ -68,6 +68,14 @@ pub async fn signal(
     by_symbol(&r, Endpoint::Signal, &symbol, logical::signal, &h).await
 }
 
+pub async fn history(
+    State(r): State<Reader>,
+    Path(symbol): Path<String>,
+    h: IfNoneMatch,
+) -> Response {
+    by_symbol(&r, Endpoint::History, &symbol, logical::history, &h).await
+}
+
 pub async fn tickers(
     State(r): State<Reader>,
     q: Result<Query<TickersQuery>, QueryRejection>,

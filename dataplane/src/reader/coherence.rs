@@ -17,6 +17,7 @@
 //! Floors stay: a key whose newer version the new primary lost keeps being
 //! served from L1 until the writer re-publishes it.
 
+use super::feed::Feed;
 use crate::cache::TieredCache;
 use crate::cache::l3::{Event, Notice, Replay, Snapshot};
 use crate::metrics::{Metrics, ReasonLabels};
@@ -39,6 +40,8 @@ pub struct Coherence {
     applied: watch::Sender<u64>,
     /// The epoch the applied position belongs to.
     epoch: Mutex<Option<String>>,
+    /// Every applied update, for the live streams.
+    feed: Arc<Feed>,
 }
 
 /// Why the follower stopped trusting its position.
@@ -73,7 +76,13 @@ impl Coherence {
             synced: watch::channel(false).0,
             applied: watch::channel(0).0,
             epoch: Mutex::new(None),
+            feed: Arc::default(),
         })
+    }
+
+    /// The updates applied, in order, as the live streams read them.
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     /// True while every update up to the latest heartbeat has been applied.
@@ -153,6 +162,7 @@ impl Coherence {
             (Ok(epoch), Ok(seq)) => {
                 self.set_epoch(epoch);
                 self.advance(seq);
+                self.feed.reset(self.last());
                 true
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -262,6 +272,9 @@ impl Coherence {
         self.cache
             .announce_all(notices.iter().map(|n| (n.key.as_str(), n.version)))
             .await;
+        // After the new versions are in place: a stream woken now reads them.
+        self.feed
+            .push(notices.iter().map(|n| (n.seq, n.key.as_str())));
         self.metrics.coherence_applied.inc_by(notices.len() as u64);
         self.advance(last.seq);
     }
@@ -324,6 +337,7 @@ impl Coherence {
             Ok(Replay::Lost { current_seq }) => {
                 self.cache.flush_l1();
                 self.advance(current_seq);
+                self.feed.reset(self.last());
                 self.metrics
                     .coherence_resyncs
                     .get_or_create(&ReasonLabels { reason: "flush" })
@@ -366,6 +380,7 @@ impl Coherence {
         }
         self.reset(seq);
         self.set_epoch(epoch);
+        self.feed.reset(seq);
         self.metrics
             .coherence_resyncs
             .get_or_create(&ReasonLabels { reason: "snapshot" })

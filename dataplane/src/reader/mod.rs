@@ -6,10 +6,12 @@
 
 pub mod api;
 pub mod coherence;
+pub mod feed;
 pub mod memo;
 pub mod render;
 pub mod respond;
 pub mod stats;
+pub mod stream;
 
 use crate::cache::{Miss, TieredCache};
 use crate::metrics::{EndpointHandles, Metrics, Tier};
@@ -23,6 +25,7 @@ use render::{Composites, Rendered};
 use respond::{IfNoneMatch, Served, StaleReason};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use stream::Streams;
 
 /// The data endpoints, as labelled in request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +37,11 @@ pub enum Endpoint {
     Signals,
     Signal,
     Dashboard,
+    History,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Overview,
         Endpoint::Tickers,
         Endpoint::Ticker,
@@ -45,6 +49,7 @@ impl Endpoint {
         Endpoint::Signals,
         Endpoint::Signal,
         Endpoint::Dashboard,
+        Endpoint::History,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +61,7 @@ impl Endpoint {
             Endpoint::Signals => "signals",
             Endpoint::Signal => "signal",
             Endpoint::Dashboard => "dashboard",
+            Endpoint::History => "history",
         }
     }
 }
@@ -78,6 +84,7 @@ pub struct Shared {
     counters: [EndpointHandles; Endpoint::ALL.len()],
     composites: Composites,
     lists: Memo,
+    streams: Streams,
 }
 
 impl std::ops::Deref for Reader {
@@ -94,6 +101,7 @@ impl Reader {
         coherence: Arc<Coherence>,
         metrics: Arc<Metrics>,
         staleness_budget: Duration,
+        max_streams: usize,
     ) -> Self {
         let counters = Endpoint::ALL.map(|e| metrics.endpoint(e.as_str()));
         Reader(Arc::new(Shared {
@@ -104,7 +112,13 @@ impl Reader {
             counters,
             composites: Composites::new(COMPOSITES_MAX_BYTES),
             lists: Memo::new(),
+            streams: Streams::new(max_streams),
         }))
+    }
+
+    /// Ends every open stream and refuses new ones (on shutdown).
+    pub fn close_streams(&self) {
+        self.streams.close();
     }
 
     /// The reader's routes.
@@ -118,6 +132,8 @@ impl Reader {
             .route("/api/v1/signals", get(api::signals))
             .route("/api/v1/signals/{symbol}", get(api::signal))
             .route("/api/v1/dashboard", get(api::dashboard))
+            .route("/api/v1/market/history/{symbol}", get(api::history))
+            .route("/api/v1/stream", get(stream::stream))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))

@@ -74,6 +74,17 @@ impl Rendered {
         u32::try_from(self.head.len()).unwrap_or(u32::MAX)
     }
 
+    /// The body of the 200 answer for one request, as two shared buffers:
+    /// what the live stream writes as an event's data.
+    pub fn body(&self, tier: Tier, stale: Option<StaleReason>, now: SystemTime) -> [Bytes; 2] {
+        let age = envelope::age(self.produced_at(), now);
+        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let mut millis = itoa::Buffer::new();
+        let mut tail = BytesMut::with_capacity(96);
+        write_tail(&mut tail, tier, millis.format(age_ms).as_bytes(), stale);
+        [self.head.clone(), tail.freeze()]
+    }
+
     /// The 200 (or, when `not_modified`, 304) answer for one request.
     pub fn respond(
         &self,

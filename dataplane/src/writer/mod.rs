@@ -15,6 +15,7 @@ pub mod token;
 
 use crate::config::Config;
 use crate::keys::logical;
+use crate::market::bars::History;
 use crate::market::book::Book;
 use crate::market::views::{self, Snapshot};
 use bytes::Bytes;
@@ -38,11 +39,18 @@ pub fn lock(book: &SharedBook) -> std::sync::MutexGuard<'_, Book> {
     book.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How often at most a symbol's price history is re-published while it
+/// trades: its bars are one second long, so a faster cadence would only
+/// re-send the same bars with the newest one half built.
+pub const HISTORY_EVERY: Duration = Duration::from_secs(1);
+
 /// Decides which values to (re)publish each cycle.
 pub struct Cycle {
     movers: usize,
     refresh: Duration,
     last: HashMap<String, (u64, Instant)>,
+    /// Per history key: the symbol's tick count when last published, and when.
+    histories: HashMap<String, (u64, Instant)>,
 }
 
 impl Cycle {
@@ -51,6 +59,7 @@ impl Cycle {
             movers: config.writer.movers,
             refresh: config.cache.staleness_budget / 2,
             last: HashMap::new(),
+            histories: HashMap::new(),
         }
     }
 
@@ -67,7 +76,7 @@ impl Cycle {
         else {
             return Vec::new();
         };
-        payloads(&snapshot)
+        let mut due: Vec<(String, Bytes)> = payloads(&snapshot)
             .into_iter()
             .filter(|(key, payload)| {
                 let hash = xxhash_rust::xxh3::xxh3_64(payload);
@@ -81,7 +90,30 @@ impl Cycle {
                     }
                 }
             })
-            .collect()
+            .collect();
+        due.extend(self.due_histories(book, at));
+        due
+    }
+
+    /// Price histories of symbols that traded since theirs was last
+    /// published (at most every [`HISTORY_EVERY`]), or that are due for a
+    /// refresh. Judged by the tick count, so a history is serialized only
+    /// when it is sent: all of them are a few MiB.
+    fn due_histories(&mut self, book: &Book, at: Instant) -> Vec<(String, Bytes)> {
+        let mut out = Vec::new();
+        for state in book.iter() {
+            let key = logical::history(&state.symbol);
+            let due = self.histories.get(&key).is_none_or(|&(ticks, when)| {
+                let since = at.duration_since(when);
+                (ticks != state.ticks && since >= HISTORY_EVERY) || since >= self.refresh
+            });
+            if due {
+                let payload = json(&History::of(&state.symbol, &state.bars));
+                self.histories.insert(key.clone(), (state.ticks, at));
+                out.push((key, payload));
+            }
+        }
+        out
     }
 }
 
@@ -171,6 +203,7 @@ mod tests {
         assert!(
             first.contains(&"market:ticker:AAA".to_string())
                 && first.contains(&"market:overview".to_string())
+                && first.contains(&"market:history:AAA".to_string())
         );
         assert!(
             cycle.due_at(&one, t0 + Duration::from_secs(1)).is_empty(),
@@ -184,16 +217,28 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert!(changed.contains(&"market:ticker:BBB".to_string()));
+        assert!(changed.contains(&"market:history:BBB".to_string()));
         assert!(
-            !changed.contains(&"market:ticker:AAA".to_string()),
+            !changed.contains(&"market:ticker:AAA".to_string())
+                && !changed.contains(&"market:history:AAA".to_string()),
             "AAA did not change"
         );
 
+        // A symbol that keeps trading gets its history at most every second.
+        let three = book(&format!("{A}\n{B}\n{B}"));
+        let soon = cycle.due_at(&three, t0 + Duration::from_millis(2_500));
+        assert!(soon.iter().any(|(k, _)| k == "market:ticker:BBB"));
+        assert!(!soon.iter().any(|(k, _)| k == "market:history:BBB"));
+        let later = cycle.due_at(&three, t0 + Duration::from_millis(3_000));
+        assert!(later.iter().any(|(k, _)| k == "market:history:BBB"));
+
         // Half the staleness budget later everything is refreshed.
-        let later = t0 + Config::default().cache.staleness_budget;
+        let later = t0 + Config::default().cache.staleness_budget + Duration::from_secs(3);
         assert_eq!(
-            cycle.due_at(&two, later).len(),
-            payloads(&views::snapshot(&two, 10, two.last_update().unwrap()).unwrap()).len()
+            cycle.due_at(&three, later).len(),
+            payloads(&views::snapshot(&three, 10, three.last_update().unwrap()).unwrap()).len()
+                + three.len(),
+            "every value and every history"
         );
     }
 }

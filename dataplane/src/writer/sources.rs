@@ -4,6 +4,7 @@
 //! loop's job, so a source never waits on Redis.
 
 use super::{SharedBook, lock};
+use crate::market::bars::WINDOW_SECS;
 use crate::market::synthetic::{SyntheticFeed, symbol_universe};
 use crate::market::tick::{Tick, parse_file};
 use crate::metrics::Metrics;
@@ -24,9 +25,23 @@ pub async fn synthetic(
     metrics: Arc<Metrics>,
 ) {
     let mut feed = SyntheticFeed::new(seed, symbol_universe(symbols));
-    apply(&book, &feed.opening(OffsetDateTime::now_utc()), &metrics);
     let batches = SYNTHETIC_BATCHES_PER_SEC.min(tick_rate).max(1);
     let per_batch = (tick_rate / batches).max(1) as usize;
+    // The market has been trading for a while when the writer starts: charts
+    // are full from the first publish, and the writer's memory holds a whole
+    // price history from the start instead of growing for five minutes.
+    let now = OffsetDateTime::now_utc();
+    let opened = now - time::Duration::seconds(WINDOW_SECS);
+    apply(&book, &feed.opening(opened), &metrics);
+    for second in 1..WINDOW_SECS {
+        let ts = opened + time::Duration::seconds(second);
+        for _ in 0..batches {
+            apply(&book, &feed.next_batch(per_batch, ts), &metrics);
+        }
+        // A few hundred ticks at a time: the runtime (one thread in `local`
+        // tests) keeps serving meanwhile.
+        tokio::task::yield_now().await;
+    }
     let mut every = tokio::time::interval(Duration::from_secs(1) / batches);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod sse;
 
 use cachebridge_dataplane::app::{Credentials, Tiers, build_reader};
 use cachebridge_dataplane::config::{Config, Source};
