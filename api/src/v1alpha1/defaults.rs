@@ -249,6 +249,7 @@ impl Default for ReaderSpec {
             port: reader_port(),
             service_type: ServiceType::ClusterIP,
             resources: reader_resources(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
