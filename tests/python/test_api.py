@@ -68,7 +68,10 @@ def test_schemathesis_finds_no_response_the_document_does_not_describe(local, tm
         "--request-timeout", "10",
         "--no-color",
     ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # The hooks module (an NDJSON serializer for POST /ingest) is found next to this file.
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     report = result.stdout + result.stderr
     assert result.returncode == 0, (
         f"schemathesis found responses the document does not describe (seed {SEED}; rerun with "
