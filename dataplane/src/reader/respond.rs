@@ -198,7 +198,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
                 .iter()
                 .cloned()
                 .collect(),
-            Encoding::negotiate(&parts.headers.get_all(ACCEPT_ENCODING)),
+            Encoding::negotiate(parts.headers.get_all(ACCEPT_ENCODING)),
         ))
     }
 }
