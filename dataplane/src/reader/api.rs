@@ -1,6 +1,7 @@
 //! The `/api/v1` handlers: which keys each endpoint reads, and what a miss
 //! means for it (503 before the first write, 404 for a symbol the writer
-//! never saw, 400 for a request that cannot be right).
+//! never saw, 400 for a request that cannot be right). Each handler's
+//! `#[utoipa::path]` annotation is its entry in the OpenAPI document.
 
 use super::respond::{IfNoneMatch, Served, problem};
 use super::{Endpoint, Reader};
@@ -62,9 +63,14 @@ pub struct SymbolPath {
     pub symbol: String,
 }
 
-// What every data endpoint answers besides its 200, 304 and 503 (those are
-// added to each by `crate::openapi`).
+// Descriptions of the answers the annotations below share. What every data
+// endpoint answers alike (its headers, 304 and 503) is added to each by
+// `crate::openapi`.
+const DATA: &str = "The data, with its version, age and staleness.";
 const BAD_QUERY: &str = "Bad query: an unknown query parameter (this endpoint takes none).";
+const BAD_SYMBOL: &str = "Bad symbol: not 1-15 of `A-Z 0-9 . -`.";
+const UNKNOWN_SYMBOL: &str =
+    "Unknown symbol: the writer has published data, but never for this symbol.";
 
 #[utoipa::path(
     get,
@@ -72,7 +78,7 @@ const BAD_QUERY: &str = "Bad query: an unknown query parameter (this endpoint ta
     tag = "market",
     summary = "Market overview: symbol count, totals, advancers/decliners, equal-weight index",
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Overview>),
+        (status = 200, description = DATA, body = Answer<Overview>),
         (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -90,7 +96,7 @@ pub async fn overview(
     tag = "market",
     summary = "Top gainers, top losers and most active tickers",
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Movers>),
+        (status = 200, description = DATA, body = Answer<Movers>),
         (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -108,7 +114,7 @@ pub async fn movers(
     tag = "signals",
     summary = "Every symbol's signals: SMA(5/20) crossover and RSI(14)",
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Vec<SymbolSignals>>),
+        (status = 200, description = DATA, body = Answer<Vec<SymbolSignals>>),
         (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -127,9 +133,9 @@ pub async fn signals(
     summary = "One ticker: last, open, change, volume, VWAP, day high/low",
     params(SymbolPath),
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Ticker>),
-        (status = 400, description = "Bad symbol: not 1-15 of `A-Z 0-9 . -`.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown symbol: the writer has published data, but never for this symbol.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = DATA, body = Answer<Ticker>),
+        (status = 400, description = BAD_SYMBOL, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = UNKNOWN_SYMBOL, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn ticker(
@@ -147,9 +153,9 @@ pub async fn ticker(
     summary = "One symbol's signals",
     params(SymbolPath),
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<SymbolSignals>),
-        (status = 400, description = "Bad symbol: not 1-15 of `A-Z 0-9 . -`.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown symbol: the writer has published data, but never for this symbol.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = DATA, body = Answer<SymbolSignals>),
+        (status = 400, description = BAD_SYMBOL, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = UNKNOWN_SYMBOL, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn signal(
@@ -167,7 +173,7 @@ pub async fn signal(
     summary = "Every ticker, or the listed ones in their order",
     params(TickersQuery),
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Vec<Ticker>>),
+        (status = 200, description = DATA, body = Answer<Vec<Ticker>>),
         (status = 400, description = "Bad symbols parameter (a bad symbol, more than 200) or an unknown query parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown symbol: one or more of the listed symbols were never published (all are named).", body = Problem, content_type = "application/problem+json"),
     )
@@ -226,7 +232,7 @@ pub async fn tickers(
     tag = "market",
     summary = "Overview, movers and signals in one answer (what the dashboard page shows)",
     responses(
-        (status = 200, description = "The data, with its version, age and staleness.", body = Answer<Dashboard>),
+        (status = 200, description = DATA, body = Answer<Dashboard>),
         (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
     )
 )]
