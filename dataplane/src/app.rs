@@ -14,9 +14,11 @@ use crate::cache::l3::sentinel::{Login, Sentinels};
 use crate::config::{Config, HttpConfig, Source};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::openapi::serve_with_document;
 use crate::reader::coherence::Coherence;
-use crate::reader::{Reader, stats};
+use crate::reader::{Reader, cors, stats};
 use crate::serve;
+use crate::writer::openapi::WriterApi;
 use crate::writer::publisher::{Publisher, ReplicaWait};
 use crate::writer::token::{TokenError, TokenFile};
 use crate::writer::{self, ingest, sources};
@@ -27,6 +29,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Environment variable holding the Redis password (from a Secret).
 pub const REDIS_PASSWORD_ENV: &str = "CACHEBRIDGE_REDIS_PASSWORD";
@@ -365,6 +369,13 @@ fn with_request_tracing(router: Router) -> Router {
     )
 }
 
+/// The reader's (or `local`'s) routes with their document served, behind
+/// the CORS policy the config sets.
+fn api_router(routes: OpenApiRouter, config: &Config) -> Router {
+    let (router, _) = serve_with_document(routes);
+    router.layer(cors::layer(&config.reader.cors_allowed_origins))
+}
+
 /// Builds the reader side over given tiers (used by `reader` and `local`).
 pub fn build_reader(config: &Config, tiers: Tiers, metrics: Arc<Metrics>) -> Reader {
     let l1 = l1::build(config.cache.l1_max_bytes, config.cache.l1_ttl);
@@ -431,8 +442,9 @@ async fn start_reader_with(
     running
         .tasks
         .spawn(stats::report_loop(reader.clone(), stats::instance_name()));
+    let router = api_router(reader.routes(), config);
     let addr = running
-        .serve(config.reader.listen, reader.router(), &config.http)
+        .serve(config.reader.listen, router, &config.http)
         .await?;
     tracing::info!(%addr, "reader listening");
     running.addr = Some(addr);
@@ -453,16 +465,23 @@ async fn start_writer_with(
     let mut running = Running::new(None, Arc::clone(&metrics));
     running.l2_pools = tiers.l2.iter().cloned().collect();
     let (book, healthy) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
-    let status = writer::status::router(healthy, Arc::clone(&metrics));
+    let status = || {
+        OpenApiRouter::with_openapi(WriterApi::openapi()).merge(writer::status::routes(
+            healthy.clone(),
+            Arc::clone(&metrics),
+        ))
+    };
     let (ingest_at, status_at) = (config.writer.ingest_listen, config.writer.status_listen);
     if let Some(listen) = ingest_at {
-        let router = ingest::router(book, metrics, ingest_token(config)?).merge(status.clone());
+        let ingest = ingest::routes(book, Arc::clone(&metrics), ingest_token(config)?);
+        let (router, _) = serve_with_document(status().merge(ingest));
         let addr = running.serve(listen, router, &config.http).await?;
         tracing::info!(%addr, "ingest listening: POST /ingest (and /healthz, /readyz, /metrics)");
         running.addr = Some(addr);
     }
     if let Some(listen) = status_at.filter(|s| Some(*s) != ingest_at) {
-        let addr = running.serve(listen, status, &config.http).await?;
+        let (router, _) = serve_with_document(status());
+        let addr = running.serve(listen, router, &config.http).await?;
         tracing::info!(%addr, "status listening: /healthz, /readyz, /metrics");
     }
     Ok(running)
@@ -488,9 +507,11 @@ async fn start_local_with(
     // The reader's readiness speaks for `local`; the writer's is not served.
     let (book, _) = spawn_writer(config, tiers, &metrics, &mut running.tasks)?;
     running.tasks.spawn(Arc::clone(&reader.coherence).run());
-    let router = reader
-        .router()
-        .merge(ingest::router(book, metrics, ingest_token(config)?));
+    let mut routes = reader
+        .routes()
+        .merge(ingest::routes(book, metrics, ingest_token(config)?));
+    routes.get_openapi_mut().info.title = "CacheBridge local API (reader and writer ingest)".into();
+    let router = api_router(routes, config);
     running.addr = Some(
         running
             .serve(config.reader.listen, router, &config.http)

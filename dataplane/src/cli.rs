@@ -253,7 +253,7 @@ pub struct HttpArgs {
     pub http_max_body_bytes: Option<u64>,
 }
 
-/// Where the HTTP API listens.
+/// Where the HTTP API listens, and who may call it from a browser.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Address of the web API and dashboard [default: 127.0.0.1:8080].
@@ -262,6 +262,15 @@ pub struct ListenArgs {
     /// Concurrent /api/v1/stream clients; more get 503 with Retry-After [default: 1024].
     #[arg(long, env = "CACHEBRIDGE_MAX_STREAMS", value_name = "COUNT")]
     pub max_streams: Option<usize>,
+    /// An origin whose pages may call the API (CORS), e.g. https://app.example.com; repeat
+    /// the flag or separate with commas; `*` allows any [default: none].
+    #[arg(
+        long,
+        env = "CACHEBRIDGE_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origin: Option<Vec<String>>,
 }
 
 fn parse_bridge(s: &str) -> Result<(String, String), String> {
@@ -346,6 +355,7 @@ impl ListenArgs {
     pub fn apply(self, c: &mut Config) {
         set(&mut c.reader.listen, self.listen);
         set(&mut c.reader.max_streams, self.max_streams);
+        set(&mut c.reader.cors_allowed_origins, self.cors_allow_origin);
     }
 }
 
@@ -586,6 +596,32 @@ mod tests {
         assert_eq!(config.reader.max_streams, 7);
         let yaml = serde_yaml::to_string(&config).unwrap();
         assert!(yaml.contains("maxStreams: 7"), "{yaml}");
+    }
+
+    #[test]
+    fn cors_origins_come_from_repeated_or_listed_flags() {
+        let (_, config) = parse(&[
+            "x",
+            "reader",
+            "--cors-allow-origin",
+            "https://a.example,https://b.example",
+            "--cors-allow-origin",
+            "http://localhost:3000",
+        ]);
+        assert_eq!(
+            config.reader.cors_allowed_origins,
+            [
+                "https://a.example",
+                "https://b.example",
+                "http://localhost:3000"
+            ]
+        );
+        let err = Cli::try_parse_from(["x", "local", "--cors-allow-origin", "a.example"])
+            .unwrap()
+            .into_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://"), "{err}");
     }
 
     #[test]

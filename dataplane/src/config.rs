@@ -206,9 +206,13 @@ pub enum Source {
 
 /// The web side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReaderConfig {
     pub listen: SocketAddr,
+    /// Origins (`https://app.example.com`) whose pages may call the API
+    /// (CORS); `*` allows any. Empty, the default: no other origin.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cors_allowed_origins: Vec<String>,
     /// Concurrent `/api/v1/stream` clients; more are answered 503. Each one
     /// also holds one of `http.maxConnections`, so keep it below that.
     #[serde(rename = "maxStreams", skip_serializing_if = "is_default_max_streams")]
@@ -311,6 +315,35 @@ impl RedisConfig {
     }
 }
 
+/// A CORS origin as browsers send it: `*`, or `http(s)://host[:port]`
+/// without a path (a trailing `/` would never match).
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let bad = |why: &str| {
+        Err(format!(
+            "CORS origin {origin:?} {why} (e.g. https://app.example.com or http://localhost:3000)"
+        ))
+    };
+    match host {
+        None => bad("must start with http:// or https://"),
+        Some("") => bad("names no host"),
+        Some(h) if h.contains('/') => bad("must not have a path or a trailing /"),
+        Some(h)
+            if !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b)) =>
+        {
+            bad("holds a character no origin has")
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// `HOST:PORT` with a numeric port.
 fn is_host_port(s: &str) -> bool {
     s.rsplit_once(':')
@@ -362,6 +395,7 @@ impl Default for ReaderConfig {
     fn default() -> Self {
         ReaderConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cors_allowed_origins: Vec::new(),
             max_streams: DEFAULT_MAX_STREAMS,
         }
     }
@@ -459,6 +493,9 @@ impl Config {
             if !is_host_port(server) {
                 return bad(format!("memcached server {server:?} is not HOST:PORT"));
             }
+        }
+        for origin in &self.reader.cors_allowed_origins {
+            check_origin(origin).map_err(ConfigError::Invalid)?;
         }
         self.redis.validate().map_err(ConfigError::Invalid)
     }
@@ -606,6 +643,32 @@ mod tests {
         for absent in ["sentinel", "master", "wait", "cluster"] {
             assert!(!yaml.contains(absent), "{yaml}");
         }
+    }
+
+    #[test]
+    fn cors_origins_are_checked_and_kept_in_the_file() {
+        let mut config = Config::default();
+        assert!(!serde_yaml::to_string(&config).unwrap().contains("cors"));
+        config.reader.cors_allowed_origins = vec![
+            "https://app.example.com".into(),
+            "http://localhost:3000".into(),
+        ];
+        assert!(config.validate().is_ok());
+        let yaml = serde_yaml::to_string(&config).unwrap();
+        assert!(yaml.contains("corsAllowedOrigins"), "{yaml}");
+        assert_eq!(serde_yaml::from_str::<Config>(&yaml).unwrap(), config);
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://",
+            "https://a b",
+        ] {
+            config.reader.cors_allowed_origins = vec![bad.into()];
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+        config.reader.cors_allowed_origins = vec!["*".into()];
+        assert!(config.validate().is_ok());
     }
 
     #[test]

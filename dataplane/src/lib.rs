@@ -10,6 +10,7 @@
 //! - [`config`] and [`cli`]: the one config struct and how flags fill it;
 //! - [`app`]: wiring a config into running tasks;
 //! - [`serve`]: the HTTP server loop and its limits on clients;
+//! - [`openapi`]: the servers' OpenAPI documents, generated from the handlers;
 //! - [`bridge`]: `--bridge`, settings from a CacheBridge's status.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod keys;
 pub mod market;
 pub mod metrics;
+pub mod openapi;
 pub mod reader;
 pub mod serve;
 pub mod telemetry;

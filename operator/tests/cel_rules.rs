@@ -92,6 +92,12 @@ fn valid_resources_pass() {
             ),
         ),
         (
+            "CORS origins",
+            bridge(
+                json!({"reader": {"corsAllowedOrigins": ["https://app.example.com", "http://localhost:3000", "*"]}}),
+            ),
+        ),
+        (
             "compound durations",
             bridge(
                 json!({"cache": {"l1Ttl": "1m30s", "l3Ttl": "1h30m", "stalenessBudget": "500ms"}}),
@@ -355,6 +361,16 @@ fn invalid_resources_fail_with_a_message_naming_the_problem() {
             "ingest port",
             bridge(json!({"reader": {"port": 9090}})),
             "reserved for the writer's ingest port",
+        ),
+        (
+            "CORS origin with a path",
+            bridge(json!({"reader": {"corsAllowedOrigins": ["https://app.example.com/"]}})),
+            "every reader.corsAllowedOrigins entry must be * or http(s)://host[:port]",
+        ),
+        (
+            "CORS origin without a scheme",
+            bridge(json!({"reader": {"corsAllowedOrigins": ["app.example.com"]}})),
+            "every reader.corsAllowedOrigins entry must be * or http(s)://host[:port]",
         ),
         (
             "service type",

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 
 import promql_parser
 import pytest
 import yaml
 
 import repo
+from dataplane_process import get, running_local
 from repo import CASES, env_of, find, one, operator_container
 
 ALERTS = {
@@ -155,42 +151,13 @@ def exposed_names(exposition: str) -> set[str]:
     return names
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
-
-
 @pytest.fixture(scope="module")
 def dataplane_metrics() -> str:
     """/metrics of a running writer and reader (`local`), after a few requests."""
-    binary: Path = repo.build_dataplane()
-    port = free_port()
-    process = subprocess.Popen([str(binary), "local", "--listen", f"127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        # A separate process: polling until it serves is the only way to know it is up.
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                get(f"{base}/api/v1/market/overview")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "cachebridge-dataplane local did not serve in time"
-                time.sleep(0.1)
+    with running_local() as base:
         for _ in range(3):
             get(f"{base}/api/v1/market/overview")
         return get(f"{base}/metrics")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def registered_names() -> set[str]:

@@ -256,6 +256,7 @@ impl Default for ReaderSpec {
             service_type: ServiceType::ClusterIP,
             resources: reader_resources(),
             autoscaling: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

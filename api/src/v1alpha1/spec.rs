@@ -437,6 +437,12 @@ pub struct ReaderSpec {
     /// CPU and memory of each reader container (the L1 lives in this memory).
     #[serde(default = "defaults::reader_resources")]
     pub resources: Resources,
+    /// Origins whose web pages may call the reader API from a browser (CORS), e.g.
+    /// `https://app.example.com`; `*` allows any. Empty (the default): no other origin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(o, o == '*' || o.matches('^https?://[A-Za-z0-9._:-]+$'))").message("every reader.corsAllowedOrigins entry must be * or http(s)://host[:port], without a path"))]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 260)))]
+    pub cors_allowed_origins: Vec<String>,
     /// Scale the readers on CPU with a HorizontalPodAutoscaler
     /// (`autoscaling/v2`) between `minReplicas` and `maxReplicas`. When set,
     /// `replicas` is ignored: the operator leaves the Deployment's replica

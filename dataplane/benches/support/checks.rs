@@ -232,6 +232,7 @@ mod open_loop_lines {
             connections: 32,
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(3),
+            accept_encoding: "gzip, br".into(),
         };
         let parsed = Plan::parse(&plan.args()[1..]).unwrap();
         assert_eq!(parsed.url, plan.url);
@@ -240,6 +241,7 @@ mod open_loop_lines {
         assert_eq!(parsed.warmup, plan.warmup);
         assert_eq!(parsed.measure, plan.measure);
         assert_eq!(parsed.paths, plan.paths, "paths may hold commas");
+        assert_eq!(parsed.accept_encoding, plan.accept_encoding);
         assert!(Plan::parse(&["x".to_owned()]).is_err());
     }
 

@@ -88,6 +88,9 @@ pub struct Case {
     /// the path's last segment, so that no two requests in flight ask for
     /// the same key: the reader's single flight cannot merge them.
     pub spread: Vec<String>,
+    /// The `Accept-Encoding` every request sends, if any: the compressed
+    /// cases (the reference replays the reader's compressed bytes).
+    pub accept_encoding: Option<&'static str>,
 }
 
 impl Case {
@@ -109,6 +112,8 @@ pub const MIN_L1_HIT_RATIO: f64 = 0.9999;
 pub const LIST_SYMBOLS: usize = 20;
 
 const TICKER: &str = "/api/v1/market/tickers/AAPL";
+/// What Chrome and Firefox send: the reader answers brotli.
+const BROWSER_ACCEPT_ENCODING: &str = "gzip, deflate, br";
 
 /// The cases `CACHEBRIDGE_BENCH_CASES` names (keys, comma-separated), or
 /// all: for comparing one change quickly. A partial run is not for the
@@ -135,6 +140,7 @@ pub fn all() -> Vec<Case> {
         reference,
         min_ratio,
         spread: Vec::new(),
+        accept_encoding: None,
     };
     use Reference::{Redis, Static};
     use Setup::{Idle, Publishing, RedisOnly};
@@ -163,6 +169,17 @@ pub fn all() -> Vec<Case> {
             Static,
             0.85,
         ),
+        Case {
+            accept_encoding: Some(BROWSER_ACCEPT_ENCODING),
+            ..case(
+                "tickers_br",
+                "L1 hit, full ticker list, compressed (brotli, as browsers ask)",
+                "/api/v1/market/tickers",
+                Publishing,
+                Static,
+                0.85,
+            )
+        },
         case(
             "symbols",
             &format!("L1 hit, ticker list `?symbols=` ({LIST_SYMBOLS} keys)"),

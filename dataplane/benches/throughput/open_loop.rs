@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
-use hyper::header::HOST;
+use hyper::header::{ACCEPT_ENCODING, HOST};
 use hyper_util::rt::TokioIo;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +42,8 @@ pub struct Plan {
     /// Sent at the rate but not recorded: connections and caches warm up.
     pub warmup: Duration,
     pub measure: Duration,
+    /// Sent as `Accept-Encoding` when not empty.
+    pub accept_encoding: String,
 }
 
 impl Plan {
@@ -55,13 +57,23 @@ impl Plan {
             self.warmup.as_millis().to_string(),
             self.measure.as_millis().to_string(),
             self.paths.join("\n"),
+            self.accept_encoding.clone(),
         ]
     }
 
     pub fn parse(args: &[String]) -> Result<Plan, String> {
-        let [url, rate, connections, warmup, measure, paths] = args else {
+        let [
+            url,
+            rate,
+            connections,
+            warmup,
+            measure,
+            paths,
+            accept_encoding,
+        ] = args
+        else {
             return Err(format!(
-                "usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS PATHS (one per line)"
+                "usage: {COMMAND} URL RATE CONNECTIONS WARMUP_MS MEASURE_MS PATHS (one per line) ACCEPT_ENCODING"
             ));
         };
         let number = |s: &String| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
@@ -72,6 +84,7 @@ impl Plan {
             connections: number(connections)? as usize,
             warmup: Duration::from_millis(number(warmup)?),
             measure: Duration::from_millis(number(measure)?),
+            accept_encoding: accept_encoding.clone(),
         })
     }
 }
@@ -245,7 +258,7 @@ impl Connection {
                 [] | [_] => None,
                 paths => Some(paths[(k * plan.connections + index) % paths.len()].as_str()),
             };
-            let ok = self.get(path).await;
+            let ok = self.get(path, &plan.accept_encoding).await;
             let took = Instant::now() - due;
             if !ok {
                 errors += 1;
@@ -258,12 +271,16 @@ impl Connection {
 
     /// One GET (of `path`, or the target's), read to the end; whether it
     /// was answered 2xx.
-    async fn get(&mut self, path: Option<&str>) -> bool {
+    async fn get(&mut self, path: Option<&str>, accept_encoding: &str) -> bool {
         if self.send.ready().await.is_err() {
             return false;
         }
-        let request = Request::get(path.unwrap_or(self.path.as_str()))
-            .header(HOST, self.authority.as_str())
+        let mut request =
+            Request::get(path.unwrap_or(self.path.as_str())).header(HOST, self.authority.as_str());
+        if !accept_encoding.is_empty() {
+            request = request.header(ACCEPT_ENCODING, accept_encoding);
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
             .expect("a valid request");
         match self.send.send_request(request).await {

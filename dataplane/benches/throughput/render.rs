@@ -338,6 +338,11 @@ The cases:
   multi-key answers: the dashboard (overview, movers and signals), the
   whole ticker list (one key), and `/api/v1/market/tickers?symbols=` with
   the first {symbols} symbols (one key each).
+- **L1 hit, full ticker list, compressed**: the full ticker list asked for
+  as browsers ask (`Accept-Encoding: gzip, deflate, br`), so the reader
+  answers brotli: its per-version part compressed once, the per-request
+  tail appended as an uncompressed meta-block per request. The reference
+  replays the reader's captured brotli bytes.
 - **Redis path**: the reader with `--l1-max-bytes 0` and no `--memcached`,
   the writer publishing; requests ask for the ticker of every symbol in
   turn (a wrk script; the open-loop generator likewise), so no two

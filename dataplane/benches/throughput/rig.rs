@@ -317,9 +317,17 @@ impl Rig {
         // A few more, so the captured one is an ordinary (L1) answer.
         let mut last = None;
         for _ in 0..10 {
-            last = Some(self.await_ok(reader, &case.path));
+            last = Some(self.await_ok_with(reader, &case.path, case.accept_encoding));
         }
         let (headers, body) = last.expect("ten answers");
+        if case.accept_encoding.is_some() {
+            assert!(
+                headers.contains_key("content-encoding"),
+                "case {}: the reader did not compress ({} bytes)",
+                case.key,
+                body.len()
+            );
+        }
         Captured::new(&headers, body)
     }
 
@@ -394,6 +402,11 @@ impl Rig {
         let url = format!("{}{}", served.base, case.path);
         let mut command = self.pinning.command(LOAD_CPU, "wrk");
         command.args(wrk::args(self.settings.connections, duration, &url));
+        if let Some(accept) = case.accept_encoding {
+            command
+                .arg("--header")
+                .arg(format!("Accept-Encoding: {accept}"));
+        }
         if !case.spread.is_empty() {
             let script = self.logs().join(format!("{}.lua", case.key));
             std::fs::write(&script, wrk::cycle_script(&case.paths()))
@@ -411,6 +424,7 @@ impl Rig {
             connections: self.settings.connections,
             warmup: self.settings.half_load_warmup,
             measure: self.settings.half_load_measure,
+            accept_encoding: case.accept_encoding.unwrap_or_default().to_owned(),
         };
         let exe = std::env::current_exe().expect("the bench executable");
         let mut command = self.pinning.command(LOAD_CPU, exe);
@@ -422,7 +436,7 @@ impl Rig {
 
     fn l1_lookups(&self, reader: &Served) -> Option<L1Lookups> {
         let url = format!("{}/metrics", reader.base);
-        match self.http.get(&url) {
+        match self.http.get(&url, None) {
             Ok((StatusCode::OK, _, body)) => L1Lookups::parse(&String::from_utf8_lossy(&body)),
             _ => None,
         }
@@ -433,11 +447,21 @@ impl Rig {
     /// Polls `path` until it answers 200 (the server is another process:
     /// there is no event to await); returns that answer.
     fn await_ok(&self, served: &mut Served, path: &str) -> (HeaderMap, Bytes) {
+        self.await_ok_with(served, path, None)
+    }
+
+    /// [`await_ok`](Self::await_ok), sending `accept_encoding` if any.
+    fn await_ok_with(
+        &self,
+        served: &mut Served,
+        path: &str,
+        accept_encoding: Option<&str>,
+    ) -> (HeaderMap, Bytes) {
         let url = format!("{}{path}", served.base);
         let deadline = Instant::now() + PATIENCE;
         loop {
             served.process.check_alive();
-            let last = match self.http.get(&url) {
+            let last = match self.http.get(&url, accept_encoding) {
                 Ok((StatusCode::OK, headers, body)) => return (headers, body),
                 Ok((status, _, body)) => format!("{status}: {}", String::from_utf8_lossy(&body)),
                 Err(e) => e,
@@ -500,15 +524,17 @@ impl Http {
         })
     }
 
-    fn get(&self, url: &str) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    fn get(
+        &self,
+        url: &str,
+        accept_encoding: Option<&str>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
         self.runtime.block_on(async {
-            let response = self
-                .client
-                .get(url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut request = self.client.get(url).timeout(Duration::from_secs(2));
+            if let Some(accept) = accept_encoding {
+                request = request.header("accept-encoding", accept);
+            }
+            let response = request.send().await.map_err(|e| e.to_string())?;
             let (status, headers) = (response.status(), response.headers().clone());
             let body = response.bytes().await.map_err(|e| e.to_string())?;
             Ok((status, headers, body))

@@ -17,7 +17,7 @@ use super::rounding::{PRICE_DP, round_dp};
 pub const WINDOW_SECS: i64 = 300;
 
 /// One second of trading. Short field names: a full history is 300 of them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Bar {
     /// Start of the second, Unix seconds.
     pub t: i64,
@@ -118,7 +118,7 @@ impl Bars {
 }
 
 /// The published value of `market:history:{SYMBOL}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct History {
     pub symbol: String,
     /// Seconds per bar.

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::book::SymbolState;
 use super::rounding::{PRICE_DP, round_dp};
@@ -25,14 +26,16 @@ pub const RSI_OVERBOUGHT: f64 = 70.0;
 /// prices over different windows can differ in the last bit.
 const SPREAD_EPSILON_PCT: f64 = 1e-9;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `ma_crossover`: SMA(5) against SMA(20); `rsi`: RSI(14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     MaCrossover,
     Rsi,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a signal points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Bullish,
@@ -40,21 +43,26 @@ pub enum Direction {
     Neutral,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One signal of one symbol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Signal {
     pub kind: SignalKind,
     pub direction: Direction,
     /// 0.0..=1.0, how strongly the signal points in `direction`.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub strength: f64,
     /// RSI value, or the fast−slow SMA spread in % of the slow SMA.
     pub value: f64,
     /// Short human-readable explanation, e.g. "SMA5 crossed above SMA20".
     pub detail: String,
+    /// When the signal was computed (the symbol's last tick).
     #[serde(with = "crate::market::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A symbol's signals; empty until its price history is long enough.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SymbolSignals {
     pub symbol: String,
     pub signals: Vec<Signal>,

@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::book::{Book, SymbolState};
 use super::rounding::{MONEY_DP, PRICE_DP, round_dp};
 use super::signals::{self, SymbolSignals};
 
 /// Market-wide summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Overview {
     pub symbols: usize,
     pub total_traded_value: f64,
@@ -26,12 +27,14 @@ pub struct Overview {
     pub unchanged: usize,
     /// Equal-weight index: 100 × mean(last / open). 100 means flat on the session.
     pub index: f64,
+    /// The time of the newest tick the view is built from.
     #[serde(with = "crate::market::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub as_of: OffsetDateTime,
 }
 
 /// One symbol's session quote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Ticker {
     pub symbol: String,
     pub last: f64,
@@ -44,13 +47,15 @@ pub struct Ticker {
     pub vwap: f64,
     pub day_high: f64,
     pub day_low: f64,
+    /// The time of the symbol's newest tick.
     #[serde(with = "crate::market::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated: OffsetDateTime,
 }
 
 /// Top-N lists. Each list is simply the top N of all symbols by its key, so
 /// with few symbols `gainers` may include flat or falling names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Movers {
     /// By `change_pct` descending.
     pub gainers: Vec<Ticker>,
@@ -58,7 +63,9 @@ pub struct Movers {
     pub losers: Vec<Ticker>,
     /// By `volume` descending.
     pub most_active: Vec<Ticker>,
+    /// The time of the newest tick the view is built from.
     #[serde(with = "crate::market::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub as_of: OffsetDateTime,
 }
 

@@ -1,17 +1,22 @@
 //! The `/api/v1` handlers: which keys each endpoint reads, and what a miss
 //! means for it (503 before the first write, 404 for a symbol the writer
-//! never saw, 400 for a request that cannot be right).
+//! never saw, 400 for a request that cannot be right). Each handler's
+//! `#[utoipa::path]` annotation is its entry in the OpenAPI document.
 
 use super::respond::{IfNoneMatch, Served, problem};
 use super::{Endpoint, Reader};
 use crate::cache::{Lookup, Miss};
 use crate::keys::logical;
+use crate::market::signals::SymbolSignals;
 use crate::market::tick::validate_symbol;
+use crate::market::views::{Movers, Overview, Ticker};
+use crate::openapi::{Answer, Problem};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// Most symbols one `?symbols=` request may name.
 const MAX_SYMBOLS: usize = 200;
@@ -22,12 +27,61 @@ const MAX_SYMBOLS: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct NoQuery {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TickersQuery {
+    /// Only these tickers, in this order: 1 to 200 distinct symbols,
+    /// comma-separated (spaces around commas are ignored, lowercase is
+    /// upper-cased, repeats are served once).
+    #[param(
+        pattern = r"^ *[A-Za-z0-9.-]{1,15} *(, *[A-Za-z0-9.-]{1,15} *){0,199}$",
+        example = "AAPL,MSFT"
+    )]
     symbols: Option<String>,
 }
 
+/// The dashboard: overview, movers and signals in one answer.
+#[derive(ToSchema)]
+pub struct Dashboard {
+    pub overview: Overview,
+    pub movers: Movers,
+    pub signals: Vec<SymbolSignals>,
+}
+
+/// A symbol in a path: 1-15 of `A-Z 0-9 . -`; lowercase is upper-cased.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SymbolPath {
+    /// The symbol, e.g. `AAPL`.
+    #[param(
+        pattern = r"^[A-Za-z0-9.-]{1,15}$",
+        min_length = 1,
+        max_length = 15,
+        example = "AAPL"
+    )]
+    pub symbol: String,
+}
+
+// Descriptions of the answers the annotations below share. What every data
+// endpoint answers alike (its headers, 304 and 503) is added to each by
+// `crate::openapi`.
+const DATA: &str = "The data, with its version, age and staleness.";
+const BAD_QUERY: &str = "Bad query: an unknown query parameter (this endpoint takes none).";
+const BAD_SYMBOL: &str = "Bad symbol: not 1-15 of `A-Z 0-9 . -`.";
+const UNKNOWN_SYMBOL: &str =
+    "Unknown symbol: the writer has published data, but never for this symbol.";
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/market/overview",
+    tag = "market",
+    summary = "Market overview: symbol count, totals, advancers/decliners, equal-weight index",
+    responses(
+        (status = 200, description = DATA, body = Answer<Overview>),
+        (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn overview(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
@@ -36,6 +90,16 @@ pub async fn overview(
     one(&r, Endpoint::Overview, q, logical::OVERVIEW, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/market/movers",
+    tag = "market",
+    summary = "Top gainers, top losers and most active tickers",
+    responses(
+        (status = 200, description = DATA, body = Answer<Movers>),
+        (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn movers(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
@@ -44,6 +108,16 @@ pub async fn movers(
     one(&r, Endpoint::Movers, q, logical::MOVERS, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/signals",
+    tag = "signals",
+    summary = "Every symbol's signals: SMA(5/20) crossover and RSI(14)",
+    responses(
+        (status = 200, description = DATA, body = Answer<Vec<SymbolSignals>>),
+        (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn signals(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,
@@ -52,6 +126,18 @@ pub async fn signals(
     one(&r, Endpoint::Signals, q, logical::SIGNALS, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/market/tickers/{symbol}",
+    tag = "market",
+    summary = "One ticker: last, open, change, volume, VWAP, day high/low",
+    params(SymbolPath),
+    responses(
+        (status = 200, description = DATA, body = Answer<Ticker>),
+        (status = 400, description = BAD_SYMBOL, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = UNKNOWN_SYMBOL, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn ticker(
     State(r): State<Reader>,
     Path(symbol): Path<String>,
@@ -60,6 +146,18 @@ pub async fn ticker(
     by_symbol(&r, Endpoint::Ticker, &symbol, logical::ticker, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/signals/{symbol}",
+    tag = "signals",
+    summary = "One symbol's signals",
+    params(SymbolPath),
+    responses(
+        (status = 200, description = DATA, body = Answer<SymbolSignals>),
+        (status = 400, description = BAD_SYMBOL, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = UNKNOWN_SYMBOL, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn signal(
     State(r): State<Reader>,
     Path(symbol): Path<String>,
@@ -68,6 +166,18 @@ pub async fn signal(
     by_symbol(&r, Endpoint::Signal, &symbol, logical::signal, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/market/history/{symbol}",
+    tag = "market",
+    summary = "One symbol's price history: one-second OHLCV bars of the last five minutes, oldest first",
+    params(SymbolPath),
+    responses(
+        (status = 200, description = DATA, body = Answer<crate::market::bars::History>),
+        (status = 400, description = BAD_SYMBOL, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = UNKNOWN_SYMBOL, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn history(
     State(r): State<Reader>,
     Path(symbol): Path<String>,
@@ -76,6 +186,18 @@ pub async fn history(
     by_symbol(&r, Endpoint::History, &symbol, logical::history, &h).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/market/tickers",
+    tag = "market",
+    summary = "Every ticker, or the listed ones in their order",
+    params(TickersQuery),
+    responses(
+        (status = 200, description = DATA, body = Answer<Vec<Ticker>>),
+        (status = 400, description = "Bad symbols parameter (a bad symbol, more than 200) or an unknown query parameter.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown symbol: one or more of the listed symbols were never published (all are named).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn tickers(
     State(r): State<Reader>,
     q: Result<Query<TickersQuery>, QueryRejection>,
@@ -124,6 +246,16 @@ pub async fn tickers(
     r.answer_list(&h, &list, changes, Served::composite(parts, true))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/dashboard",
+    tag = "market",
+    summary = "Overview, movers and signals in one answer (what the dashboard page shows)",
+    responses(
+        (status = 200, description = DATA, body = Answer<Dashboard>),
+        (status = 400, description = BAD_QUERY, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn dashboard(
     State(r): State<Reader>,
     q: Result<Query<NoQuery>, QueryRejection>,

@@ -7,6 +7,9 @@
 pub mod api;
 pub mod coherence;
 pub mod feed;
+pub mod compress;
+pub mod cors;
+pub mod docs;
 pub mod memo;
 pub mod render;
 pub mod respond;
@@ -15,10 +18,10 @@ pub mod stream;
 
 use crate::cache::{Miss, TieredCache};
 use crate::metrics::{EndpointHandles, Metrics, Tier};
+use crate::openapi::{Problem, serve_with_document};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use coherence::Coherence;
 use memo::{Kept, Memo};
 use render::{Composites, Rendered};
@@ -26,6 +29,34 @@ use respond::{IfNoneMatch, Served, StaleReason};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use stream::Streams;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The reader document's title, tags and shared schemas; its paths come
+/// from the handlers' annotations (see [`Reader::routes`]).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "CacheBridge reader API",
+        description = "Live market data served from a multi-tier cache (L1 in the reader, L2 Memcached, L3 Redis). \
+Every data answer says which tier answered (`X-Cache`), which version it is (`ETag`; `If-None-Match` gets `304`), \
+how old it is (`Age`, `meta.age_ms`) and whether it is stale (`X-Data-Stale`, `meta.stale_reason`). \
+Errors are RFC 9457 problem documents. Bodies of 1 KiB or more are sent gzip- or brotli-compressed when \
+`Accept-Encoding` allows it. Cross-origin requests are allowed from the origins the operator configured \
+(`--cors-allow-origin`; none by default). Every server also answers `503` (`text/plain`, `Retry-After: 1`) to a \
+connection over its connection cap, before reading the request.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    tags(
+        (name = "market", description = "Market views: overview, tickers, movers, the dashboard's combined answer"),
+        (name = "signals", description = "Technical signals per symbol"),
+        (name = "operations", description = "Health, readiness and metrics, for probes and Prometheus"),
+        (name = "documentation", description = "This document and the pages"),
+    ),
+    components(schemas(Problem))
+)]
+pub struct ReaderApi;
 
 /// The data endpoints, as labelled in request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,24 +152,33 @@ impl Reader {
         self.streams.close();
     }
 
-    /// The reader's routes.
-    pub fn router(self) -> Router {
-        Router::new()
-            .route("/", get(dashboard_page))
-            .route("/api/v1/market/overview", get(api::overview))
-            .route("/api/v1/market/tickers", get(api::tickers))
-            .route("/api/v1/market/tickers/{symbol}", get(api::ticker))
-            .route("/api/v1/market/movers", get(api::movers))
-            .route("/api/v1/signals", get(api::signals))
-            .route("/api/v1/signals/{symbol}", get(api::signal))
-            .route("/api/v1/dashboard", get(api::dashboard))
-            .route("/api/v1/market/history/{symbol}", get(api::history))
-            .route("/api/v1/stream", get(stream::stream))
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
+    /// The reader's routes, each with its OpenAPI description (the
+    /// annotation beside its handler): one list for both, so nothing is
+    /// served undocumented.
+    pub fn routes(self) -> OpenApiRouter {
+        OpenApiRouter::with_openapi(ReaderApi::openapi())
+            .routes(routes!(api::overview))
+            .routes(routes!(api::tickers))
+            .routes(routes!(api::ticker))
+            .routes(routes!(api::movers))
+            .routes(routes!(api::signals))
+            .routes(routes!(api::signal))
+            .routes(routes!(api::dashboard))
+            .routes(routes!(dashboard_page))
+            .routes(routes!(docs::page))
+            .routes(routes!(docs::redoc))
+            .routes(routes!(healthz))
+            .routes(routes!(readyz))
+            .routes(routes!(metrics))
+            .routes(routes!(api::history))
+            .routes(routes!(stream::stream))
             .fallback(not_found)
             .with_state(self)
+    }
+
+    /// The reader's router, `GET /api/v1/openapi.json` included.
+    pub fn router(self) -> Router {
+        serve_with_document(self.routes()).0
     }
 }
 
@@ -233,10 +273,19 @@ impl Shared {
         let counters = self.counters(endpoint);
         counters.request(Some(tier));
         counters.served(served.age(now).as_secs_f64(), stale.is_some());
-        rendered.respond(tier, request.matches(rendered.etag()), stale, now)
+        let not_modified = request.matches(rendered.etag());
+        rendered.respond(tier, not_modified, stale, now, request.encoding())
     }
 }
 
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process serves HTTP",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -248,6 +297,16 @@ async fn healthz() -> &'static str {
 /// live subscription and has caught up (so Redis answered it), and reads
 /// have not tripped the L3 breaker. The breaker alone would say "reachable"
 /// for a reader that simply has not called Redis yet.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: synced with the writer, or holding data to serve",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: not synced and nothing to serve", body = Readiness),
+    )
+)]
 async fn readyz(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
     let synced = r.coherence.is_synced();
     let l1_entries = r.cache.l1_entries().await;
@@ -267,10 +326,38 @@ async fn readyz(axum::extract::State(r): axum::extract::State<Reader>) -> Respon
     (status, axum::Json(body)).into_response()
 }
 
+/// Where the reader stands, for probes and people.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON `readyz` writes
+struct Readiness {
+    ready: bool,
+    /// Following the writer's updates, caught up.
+    synced: bool,
+    /// `reachable` only while the reader follows Redis's updates and its reads succeed.
+    #[schema(pattern = "^(reachable|unreachable)$")]
+    source: String,
+    /// Values held in L1.
+    l1_entries: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, description = "The metric families", content_type = "application/openmetrics-text", body = String))
+)]
 async fn metrics(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
     r.metrics.response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "documentation",
+    summary = "The live dashboard page",
+    responses((status = 200, description = "An HTML page", content_type = "text/html"))
+)]
 async fn dashboard_page() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }

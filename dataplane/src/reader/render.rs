@@ -9,17 +9,23 @@
 //! the data's age and whether it is stale, written as the last few dozen
 //! bytes of the body. The body leaves as two shared buffers, never copied,
 //! which is what makes an L1 hit cost about what a static response costs.
+//! Compressed answers work the same way: the per-version part is compressed
+//! once, on first demand, and the tail is appended per request as an
+//! uncompressed block of the same stream (see [`super::compress`]).
 
+use super::compress::{self, Encoding, Prefix};
 use super::respond::{Served, StaleReason, X_CACHE, X_DATA_AGE_MS, X_DATA_STALE};
 use crate::cache::envelope;
 use crate::metrics::Tier;
 use axum::body::Body;
-use axum::http::header::{AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, LAST_MODIFIED};
+use axum::http::header::{
+    AGE, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, LAST_MODIFIED, VARY,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +38,9 @@ pub struct Rendered {
     /// `{"data":…,"meta":{"etag":"…","produced_at":"…",` — the per-request
     /// fields follow.
     head: Bytes,
+    /// `head` compressed, each made the first time a client asks for it.
+    gzip: OnceLock<Prefix>,
+    brotli: OnceLock<Prefix>,
 }
 
 impl Rendered {
@@ -57,6 +66,8 @@ impl Rendered {
             ))),
             produced_at_ms,
             head: head.freeze(),
+            gzip: OnceLock::new(),
+            brotli: OnceLock::new(),
         }
     }
 
@@ -69,9 +80,11 @@ impl Rendered {
         &self.etag
     }
 
-    /// Bytes held, for the composite cache's size bound.
+    /// Bytes held, for the composite cache's size bound: the body, and room
+    /// for its compressed variants (made later, each well under a quarter
+    /// of it for JSON).
     fn weight(&self) -> u32 {
-        u32::try_from(self.head.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.head.len() + self.head.len() / 2).unwrap_or(u32::MAX)
     }
 
     /// The body of the 200 answer for one request, as two shared buffers:
@@ -85,29 +98,53 @@ impl Rendered {
         [self.head.clone(), tail.freeze()]
     }
 
-    /// The 200 (or, when `not_modified`, 304) answer for one request.
+    /// The compressed per-version part for `encoding`; none when the body
+    /// is sent as it is (identity asked for, or too small to be worth it).
+    fn prefix(&self, encoding: Encoding) -> Option<&Prefix> {
+        if self.head.len() < compress::MIN_BYTES {
+            return None;
+        }
+        let (cell, encoding) = match encoding {
+            Encoding::Identity => return None,
+            Encoding::Gzip => (&self.gzip, Encoding::Gzip),
+            Encoding::Brotli => (&self.brotli, Encoding::Brotli),
+        };
+        Some(cell.get_or_init(|| Prefix::new(encoding, &self.head)))
+    }
+
+    /// The 200 (or, when `not_modified`, 304) answer for one request, in
+    /// `encoding` when the body is large enough to be worth compressing.
     pub fn respond(
         &self,
         tier: Tier,
         not_modified: bool,
         stale: Option<StaleReason>,
         now: SystemTime,
+        encoding: Encoding,
     ) -> Response {
         let age = envelope::age(self.produced_at(), now);
         let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
         let per_request = PerRequest::write(tier, age, age_ms, stale);
+        let mut coding = None;
         let mut response = if not_modified {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::NOT_MODIFIED;
             r
         } else {
+            let (head, tail) = match self.prefix(encoding) {
+                None => (self.head.clone(), per_request.tail),
+                Some(prefix) => {
+                    coding = encoding.header();
+                    (prefix.bytes(), prefix.finish(&per_request.tail))
+                }
+            };
             Response::new(Body::new(Spliced {
-                head: Some(self.head.clone()),
-                tail: Some(per_request.tail),
+                head: Some(head),
+                tail: Some(tail),
             }))
         };
         let headers = response.headers_mut();
-        headers.reserve(9);
+        headers.reserve(11);
         headers.insert(X_CACHE, HeaderValue::from_static(tier.as_str()));
         headers.insert(ETAG, self.etag.clone());
         headers.insert(LAST_MODIFIED, self.last_modified.clone());
@@ -119,6 +156,10 @@ impl Rendered {
         );
         // Clients may keep the body but must revalidate: the ETag makes that cheap.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        if let Some(coding) = coding {
+            headers.insert(CONTENT_ENCODING, coding);
+        }
         if !not_modified {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
@@ -277,7 +318,7 @@ mod tests {
     async fn per_request_fields_complete_the_rendered_body() {
         let rendered = Rendered::of(&served(7));
         let now = UNIX_EPOCH + Duration::from_millis(3_500);
-        let fresh = rendered.respond(Tier::L2, false, None, now);
+        let fresh = rendered.respond(Tier::L2, false, None, now, Encoding::Identity);
         assert_eq!(fresh.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(fresh.headers()[X_CACHE], "L2");
         assert_eq!(fresh.headers()[AGE], "2");
@@ -296,7 +337,13 @@ mod tests {
         assert!(body["meta"]["stale_reason"].is_null());
         assert_eq!(body["meta"]["produced_at"], "1970-01-01T00:00:01Z");
 
-        let stale = rendered.respond(Tier::L1, false, Some(StaleReason::NotSynced), now);
+        let stale = rendered.respond(
+            Tier::L1,
+            false,
+            Some(StaleReason::NotSynced),
+            now,
+            Encoding::Identity,
+        );
         assert_eq!(stale.headers()[X_DATA_STALE], "true");
         let body = body_of(stale).await;
         assert_eq!(body["meta"]["stale"], true);
@@ -306,12 +353,77 @@ mod tests {
     #[tokio::test]
     async fn not_modified_has_the_headers_and_no_body() {
         let rendered = Rendered::of(&served(9));
-        let response = rendered.respond(Tier::L1, true, None, UNIX_EPOCH);
+        let response = rendered.respond(Tier::L1, true, None, UNIX_EPOCH, Encoding::Gzip);
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(response.headers()[ETAG], "\"v9\"");
         assert!(response.headers().get(CONTENT_TYPE).is_none());
+        assert!(response.headers().get(CONTENT_ENCODING).is_none());
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert!(bytes.is_empty());
+    }
+
+    fn large(version: u64) -> Served {
+        let rows: Vec<String> = (0..200)
+            .map(|i| format!("{{\"symbol\":\"S{i}\",\"last\":{i}.5}}"))
+            .collect();
+        let payload = Bytes::from(format!("[{}]", rows.join(",")));
+        Served::single(Lookup {
+            env: Arc::new(Envelope::new(version, 1_000, payload)),
+            tier: Tier::L1,
+            superseded: false,
+        })
+    }
+
+    async fn bytes_of(response: Response) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn compressed_answers_decode_to_the_plain_body_and_tiny_ones_stay_plain() {
+        use std::io::Read;
+        let rendered = Rendered::of(&large(3));
+        let now = UNIX_EPOCH + Duration::from_millis(2_000);
+        let stale = Some(StaleReason::Age);
+        let plain = rendered.respond(Tier::L1, false, stale, now, Encoding::Identity);
+        assert_eq!(plain.headers()[VARY], "accept-encoding");
+        assert!(plain.headers().get(CONTENT_ENCODING).is_none());
+        let plain = bytes_of(plain).await;
+        for (encoding, name) in [(Encoding::Gzip, "gzip"), (Encoding::Brotli, "br")] {
+            let response = rendered.respond(Tier::L1, false, stale, now, encoding);
+            assert_eq!(response.headers()[CONTENT_ENCODING], name);
+            assert_eq!(response.headers()[VARY], "accept-encoding");
+            let exact = http_body::Body::size_hint(response.body()).exact();
+            let sent = bytes_of(response).await;
+            assert_eq!(
+                exact,
+                Some(sent.len() as u64),
+                "still sent with Content-Length"
+            );
+            assert!(
+                sent.len() < plain.len() / 2,
+                "{name}: {} of {}",
+                sent.len(),
+                plain.len()
+            );
+            let mut decoded = Vec::new();
+            match encoding {
+                Encoding::Gzip => flate2::read::GzDecoder::new(&sent[..])
+                    .read_to_end(&mut decoded)
+                    .unwrap(),
+                _ => brotli::Decompressor::new(&sent[..], 4096)
+                    .read_to_end(&mut decoded)
+                    .unwrap(),
+            };
+            assert_eq!(decoded, plain, "{name}");
+        }
+        let kept = rendered.gzip.get().expect("kept").bytes().as_ptr();
+        drop(rendered.respond(Tier::L2, false, None, now, Encoding::Gzip));
+        let again = rendered.gzip.get().expect("kept").bytes().as_ptr();
+        assert_eq!(kept, again, "compressed once per version, not per request");
+
+        let tiny = Rendered::of(&served(4)).respond(Tier::L1, false, None, now, Encoding::Brotli);
+        assert!(tiny.headers().get(CONTENT_ENCODING).is_none());
+        assert_eq!(body_of(tiny).await["data"]["x"], 1.5);
     }
 
     #[test]

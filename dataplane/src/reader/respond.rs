@@ -8,11 +8,12 @@
 //! renders the per-version part once. Errors are RFC 9457 problem documents
 //! with a reason a person can act on.
 
+use super::compress::Encoding;
 use crate::cache::Lookup;
 use crate::cache::envelope;
 use crate::metrics::Tier;
 use axum::extract::FromRequestParts;
-use axum::http::header::{CONTENT_TYPE, IF_NONE_MATCH, RETRY_AFTER};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_TYPE, IF_NONE_MATCH, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -180,10 +181,11 @@ fn join<'a>(
     out.freeze()
 }
 
-/// The request's `If-None-Match` values: the one request header the data
-/// endpoints read (extracting the whole `HeaderMap` would copy every header
-/// of every request).
-pub struct IfNoneMatch(Vec<HeaderValue>);
+/// The request's `If-None-Match` values, and the content coding its
+/// `Accept-Encoding` allows: the request headers the data endpoints read
+/// (extracting the whole `HeaderMap` would copy every header of every
+/// request).
+pub struct IfNoneMatch(Vec<HeaderValue>, Encoding);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     type Rejection = std::convert::Infallible;
@@ -196,11 +198,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
                 .iter()
                 .cloned()
                 .collect(),
+            Encoding::negotiate(parts.headers.get_all(ACCEPT_ENCODING)),
         ))
     }
 }
 
 impl IfNoneMatch {
+    /// The coding to answer in (when the body is worth compressing).
+    pub fn encoding(&self) -> Encoding {
+        self.1
+    }
+
     /// Whether the client already holds `etag`: a list of tags or `*`;
     /// weak tags compare equal.
     pub fn matches(&self, etag: &HeaderValue) -> bool {
@@ -281,11 +289,17 @@ mod tests {
 
     #[test]
     fn if_none_match_understands_lists_and_weak_tags() {
-        let request = IfNoneMatch(vec![HeaderValue::from_static("\"v1\", W/\"v7\"")]);
+        let request = IfNoneMatch(
+            vec![HeaderValue::from_static("\"v1\", W/\"v7\"")],
+            Encoding::Identity,
+        );
         assert!(request.matches(&HeaderValue::from_static("\"v7\"")));
         assert!(!request.matches(&HeaderValue::from_static("\"v8\"")));
-        let any = IfNoneMatch(vec![HeaderValue::from_static("*")]);
+        let any = IfNoneMatch(vec![HeaderValue::from_static("*")], Encoding::Identity);
         assert!(any.matches(&HeaderValue::from_static("\"v8\"")));
-        assert!(!IfNoneMatch(Vec::new()).matches(&HeaderValue::from_static("\"v8\"")));
+        assert!(
+            !IfNoneMatch(Vec::new(), Encoding::Identity)
+                .matches(&HeaderValue::from_static("\"v8\""))
+        );
     }
 }

@@ -158,13 +158,38 @@ fn unknown(item: &str) -> String {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Comma-separated topics: `overview`, `movers`, `signals`, `tickers`,
+    /// `tickers:SYM`, `signals:SYM`, `history:SYM` (more symbols of the same
+    /// kind may follow: `tickers:AAPL,MSFT`). All keys when absent.
+    #[param(example = "overview,tickers:AAPL,MSFT")]
     topics: Option<String>,
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stream",
+    tag = "market",
+    summary = "Live updates as Server-Sent Events",
+    description = "One event per updated value: `event` is the logical key (`market:overview`, \
+`market:ticker:AAPL`, …), `id` a position to resume from (send it back as `Last-Event-ID`), `data` the same \
+JSON the REST endpoint answers for that key. The current value of each subscribed key comes first; a `status` \
+event tells whether this reader is synced; a comment every 15 s keeps idle connections open.",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An unknown topic, a bad symbol or an unknown query parameter (named)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many open streams (`--max-streams`); retry later", body = crate::openapi::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    )
+)]
 pub async fn stream(
     State(reader): State<Reader>,
     query: Result<Query<StreamQuery>, QueryRejection>,

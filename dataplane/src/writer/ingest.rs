@@ -15,18 +15,20 @@ use super::sources::apply;
 use super::token::TokenFile;
 use crate::market::tick::parse_ndjson;
 use crate::metrics::Metrics;
+use crate::openapi::Problem;
 use crate::reader::respond::problem;
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::StringRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{AUTHORIZATION, CONNECTION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::json;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 struct Ingest {
@@ -35,21 +37,48 @@ struct Ingest {
     token: Option<Arc<TokenFile>>,
 }
 
-/// The ingest routes, to serve alone (writer) or beside the API (`local`);
-/// with a token, only requests bearing it reach the batch.
-pub fn router(book: SharedBook, metrics: Arc<Metrics>, token: Option<Arc<TokenFile>>) -> Router {
+/// The ingest routes and their description, to serve alone (writer) or
+/// beside the API (`local`); with a token, only requests bearing it reach
+/// the batch.
+pub fn routes(
+    book: SharedBook,
+    metrics: Arc<Metrics>,
+    token: Option<Arc<TokenFile>>,
+) -> OpenApiRouter {
     let state = Ingest {
         book,
         metrics,
         token,
     };
-    Router::new()
-        .route("/ingest", post(ingest))
+    OpenApiRouter::new()
+        .routes(routes!(ingest))
         // The server's own limit (crate::serve) is the one limit: lift
         // axum's smaller default for body extractors.
         .route_layer(DefaultBodyLimit::disable())
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
+}
+
+/// A batch was applied.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON `ingest` writes
+struct Accepted {
+    /// Ticks in the batch.
+    accepted: u64,
+}
+
+/// Why a batch was refused: nothing of it was applied.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON `reject` writes
+struct IngestError {
+    /// The whole reason in one line, e.g. `line 3: price: must be greater than 0`.
+    error: String,
+    /// The 1-based line of the first bad tick (absent for an empty batch).
+    line: Option<u64>,
+    /// `symbol`, `price`, `volume`, `ts`, or `line` for whole-line problems.
+    field: Option<String>,
+    /// What was wrong with the field.
+    reason: Option<String>,
 }
 
 /// Lets a request through when no token is configured or it bears the
@@ -78,6 +107,30 @@ fn unauthorized(state: &Ingest, detail: &str) -> Response {
     response
 }
 
+/// Applies a batch of ticks, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/ingest",
+    tag = "ingest",
+    summary = "Push ticks: NDJSON, one tick per line, all or nothing",
+    description = "Each line: `{\"symbol\":\"AAPL\",\"price\":189.5,\"volume\":300,\"ts\":\"2026-01-02T15:04:05Z\"}`. \
+Symbols are 1-15 of `A-Z 0-9 . -` (lowercase is upper-cased), price 0.0001 to 1 000 000 000, volume an integer \
+0 to 1 000 000 000 000, `ts` RFC 3339 and at most 60 s ahead of the writer's clock. The first bad line refuses the \
+whole batch, so it can be fixed and resent without duplicates.",
+    request_body(content = String, content_type = "application/x-ndjson",
+        example = json!("{\"symbol\":\"AAPL\",\"price\":189.5,\"volume\":300,\"ts\":\"2026-01-02T15:04:05Z\"}\n")),
+    security((), ("ingest_token" = [])),
+    responses(
+        (status = 202, description = "Applied: the ticks reach readers with the next publish", body = Accepted),
+        (status = 400, description = "Refused: the first bad line, its field and why (or an empty batch)", body = IngestError),
+        (status = 401, description = "A token file is configured and the request does not bear its token; the body was not read",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 408, description = "The body did not arrive within the server's body read timeout (`--http-body-read-timeout`); the connection is closed",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the server's limit (`--http-max-body-bytes`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn ingest(State(state): State<Ingest>, body: Result<String, StringRejection>) -> Response {
     let body = match body {
         Ok(body) => body,

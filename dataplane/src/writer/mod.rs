@@ -8,6 +8,7 @@
 //! Redis and Memcached.
 
 pub mod ingest;
+pub mod openapi;
 pub mod publisher;
 pub mod sources;
 pub mod status;

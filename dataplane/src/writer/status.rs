@@ -6,13 +6,14 @@
 //! never claim a writer is working when it is not.
 
 use crate::metrics::Metrics;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use std::sync::Arc;
 use tokio::sync::watch;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 struct Status {
@@ -20,16 +21,47 @@ struct Status {
     metrics: Arc<Metrics>,
 }
 
-/// `/healthz`, `/readyz` and `/metrics` of a writer.
-pub fn router(healthy: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+/// `/healthz`, `/readyz` and `/metrics` of a writer, described.
+pub fn routes(healthy: watch::Receiver<bool>, metrics: Arc<Metrics>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
         .with_state(Status { healthy, metrics })
 }
 
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process serves HTTP",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Whether the writer is doing its job.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the JSON `readyz` writes
+struct WriterReadiness {
+    ready: bool,
+    /// In words.
+    reason: String,
+}
+
 /// Ready while the last contact with Redis succeeded and nothing is held back.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: Redis takes the writer's values and nothing is held back",
+    responses(
+        (status = 200, description = "Ready", body = WriterReadiness),
+        (status = 503, description = "Redis unreachable or values held back", body = WriterReadiness),
+    )
+)]
 async fn readyz(State(s): State<Status>) -> Response {
     let ready = *s.healthy.borrow();
     let body = serde_json::json!({
@@ -44,6 +76,13 @@ async fn readyz(State(s): State<Status>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, description = "The metric families", content_type = "application/openmetrics-text", body = String))
+)]
 async fn metrics_text(State(s): State<Status>) -> Response {
     s.metrics.response()
 }

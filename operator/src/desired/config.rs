@@ -45,6 +45,7 @@ pub fn dataplane_config(b: &Bridge) -> Config {
         writer: writer_config(b),
         reader: ReaderConfig {
             listen: listen_all(b.reader.port),
+            cors_allowed_origins: b.reader.cors_allowed_origins.clone(),
             ..ReaderConfig::default()
         },
         // The dataplane's defaults, written out so `kubectl get cm` shows them.
