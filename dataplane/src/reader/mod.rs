@@ -6,10 +6,10 @@
 
 pub mod api;
 pub mod coherence;
-pub mod feed;
 pub mod compress;
 pub mod cors;
 pub mod docs;
+pub mod feed;
 pub mod memo;
 pub mod render;
 pub mod respond;
