@@ -200,6 +200,25 @@ pub fn duration(field: &str, text: &str) -> Result<Duration, InvalidSpec> {
     })
 }
 
+/// The bridge's key prefix as the dataplane will use it: on a Redis Cluster
+/// it carries a hash tag (`{cb:ns:name}:`), so that the status, the
+/// ConfigMap and the operator's own reads of the readers' figures name the
+/// same keys as the writer and readers, all in one slot.
+fn key_prefix(cb: &CacheBridge) -> String {
+    let prefix = cb.key_prefix();
+    let on_cluster = cb
+        .spec
+        .redis
+        .external
+        .as_ref()
+        .is_some_and(|e| e.cluster.is_some());
+    if on_cluster {
+        cachebridge_dataplane::keys::with_hash_tag(&prefix)
+    } else {
+        prefix
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,24 +342,5 @@ mod tests {
             validate(&cb).unwrap_err().to_string(),
             "metadata.uid is missing"
         );
-    }
-}
-
-/// The bridge's key prefix as the dataplane will use it: on a Redis Cluster
-/// it carries a hash tag (`{cb:ns:name}:`), so that the status, the
-/// ConfigMap and the operator's own reads of the readers' figures name the
-/// same keys as the writer and readers, all in one slot.
-fn key_prefix(cb: &CacheBridge) -> String {
-    let prefix = cb.key_prefix();
-    let on_cluster = cb
-        .spec
-        .redis
-        .external
-        .as_ref()
-        .is_some_and(|e| e.cluster.is_some());
-    if on_cluster {
-        cachebridge_dataplane::keys::with_hash_tag(&prefix)
-    } else {
-        prefix
     }
 }
