@@ -169,6 +169,23 @@ pub struct StreamQuery {
     topics: Option<String>,
 }
 
+/// One event of the stream, as the OpenAPI document describes it (the
+/// handler writes the text form: `event:`, `id:` and `data:` lines).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StreamEvent {
+    /// The logical key (`market:overview`, `market:ticker:AAPL`, …), or
+    /// `status` for the reader's sync state.
+    event: Option<String>,
+    /// The position to resume from with `Last-Event-ID`.
+    id: Option<String>,
+    /// The JSON the REST endpoint answers for that key (for `status`:
+    /// `{"synced":…,"staleness_budget_ms":…}`).
+    data: String,
+    /// How long a client waits before reconnecting, in milliseconds.
+    retry: Option<u64>,
+}
+
 /// The handler.
 #[utoipa::path(
     get,
@@ -184,7 +201,7 @@ event tells whether this reader is synced; a comment every 15 s keeps idle conne
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream; the schema describes one event", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, description = "An unknown topic, a bad symbol or an unknown query parameter (named)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many open streams (`--max-streams`); retry later", body = crate::openapi::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "Seconds to wait"))),
