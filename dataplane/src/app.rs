@@ -373,7 +373,7 @@ fn with_request_tracing(router: Router) -> Router {
 /// the CORS policy the config sets.
 fn api_router(routes: OpenApiRouter, config: &Config) -> Router {
     let (router, _) = serve_with_document(routes);
-    router.layer(cors::layer(&config.reader.cors_allowed_origins))
+    cors::apply(router, &config.reader.cors_allowed_origins)
 }
 
 /// Builds the reader side over given tiers (used by `reader` and `local`).
