@@ -13,16 +13,14 @@
 
 mod common;
 
-use cachebridge_dataplane::app::{self, Role, Running};
+use cachebridge_dataplane::app::Running;
 use cachebridge_dataplane::cache::l3::cluster::slot_of;
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::keys::Keys;
 use cachebridge_dataplane::metrics::ReasonLabels;
 use cachebridge_testkit::cluster::admin;
 use common::load::{Seen, every_symbol_served, feed, load, price_on};
-use common::{
-    RedisCluster, client, cluster_config, cluster_credentials, eventually, free_port, tick, until,
-};
+use common::{RedisCluster, client, cluster_config, cluster_credentials, eventually, tick, until};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,23 +35,7 @@ async fn synced(running: &Running) {
 
 /// A writer (ingest only) and two readers in cluster mode.
 async fn bridge(cluster: &RedisCluster) -> (Config, Running, String, Vec<Running>) {
-    let mut config = cluster_config(cluster);
-    let ingest_port = free_port();
-    config.writer.ingest_listen = Some(format!("127.0.0.1:{ingest_port}").parse().unwrap());
-    let credentials = cluster_credentials();
-    let writer = app::start(Role::Writer, &config, &credentials)
-        .await
-        .unwrap();
-    let mut readers = Vec::new();
-    for _ in 0..2 {
-        readers.push(
-            app::start(Role::Reader, &config, &credentials)
-                .await
-                .unwrap(),
-        );
-    }
-    let ingest = format!("http://127.0.0.1:{ingest_port}/ingest");
-    (config, writer, ingest, readers)
+    common::writer_and_two_readers(cluster_config(cluster), &cluster_credentials()).await
 }
 
 /// Keys starting with `prefix` on the node on `port`.

@@ -10,7 +10,7 @@
 mod common;
 
 use bytes::Bytes;
-use cachebridge_dataplane::app::{self, Role, Running, Tiers};
+use cachebridge_dataplane::app::{self, Running, Tiers};
 use cachebridge_dataplane::cache::l3::L3;
 use cachebridge_dataplane::config::Config;
 use cachebridge_dataplane::metrics::Metrics;
@@ -19,8 +19,8 @@ use cachebridge_dataplane::writer::publisher::Publisher;
 use cachebridge_testkit::sentinel::Timing;
 use common::load::{Seen, every_symbol_served, feed, load, price_on};
 use common::{
-    SentinelGroup, client, eventually, free_port, replication, sentinel_config,
-    sentinel_credentials, settled, tick, until,
+    SentinelGroup, client, eventually, replication, sentinel_config, sentinel_credentials, settled,
+    tick, until,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,23 +40,7 @@ async fn synced(running: &Running) {
 
 /// A writer (ingest only) and two readers in Sentinel mode.
 async fn bridge(group: &SentinelGroup) -> (Config, Running, String, Vec<Running>) {
-    let mut config: Config = sentinel_config(group);
-    let ingest_port = free_port();
-    config.writer.ingest_listen = Some(format!("127.0.0.1:{ingest_port}").parse().unwrap());
-    let credentials = sentinel_credentials();
-    let writer = app::start(Role::Writer, &config, &credentials)
-        .await
-        .unwrap();
-    let mut readers = Vec::new();
-    for _ in 0..2 {
-        readers.push(
-            app::start(Role::Reader, &config, &credentials)
-                .await
-                .unwrap(),
-        );
-    }
-    let ingest = format!("http://127.0.0.1:{ingest_port}/ingest");
-    (config, writer, ingest, readers)
+    common::writer_and_two_readers(sentinel_config(group), &sentinel_credentials()).await
 }
 
 fn base(running: &Running) -> String {

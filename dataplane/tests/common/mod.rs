@@ -7,7 +7,7 @@
 pub mod load;
 pub mod sse;
 
-use cachebridge_dataplane::app::{Credentials, Tiers, build_reader};
+use cachebridge_dataplane::app::{self, Credentials, Tiers, build_reader};
 use cachebridge_dataplane::config::{Config, Source};
 use cachebridge_dataplane::metrics::Metrics;
 use cachebridge_dataplane::reader::Reader;
@@ -239,4 +239,27 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A writer (its ingest on a free port, its source `config`'s) and two
+/// readers started as the binary starts them; also the ingest URL.
+pub async fn writer_and_two_readers(
+    mut config: Config,
+    credentials: &Credentials,
+) -> (Config, app::Running, String, Vec<app::Running>) {
+    let ingest_port = free_port();
+    config.writer.ingest_listen = Some(format!("127.0.0.1:{ingest_port}").parse().unwrap());
+    let writer = app::start(app::Role::Writer, &config, credentials)
+        .await
+        .unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        readers.push(
+            app::start(app::Role::Reader, &config, credentials)
+                .await
+                .unwrap(),
+        );
+    }
+    let ingest = format!("http://127.0.0.1:{ingest_port}/ingest");
+    (config, writer, ingest, readers)
 }
