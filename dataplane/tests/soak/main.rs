@@ -71,8 +71,12 @@ fn main() {
 }
 
 async fn soak(args: Args) -> bool {
+    // Not kept alive: a pooled connection would still be open (and its
+    // task alive) at the baseline sample and closed by the server's idle
+    // timeout before the end one, a difference of the soak's own making.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let mut rig = start().await;
@@ -145,7 +149,7 @@ async fn start() -> Rig {
         vec![
             (redis.port, "redis"),
             (memcached.port, "memcached"),
-            (own, "listen"),
+            (own, "own port"),
         ]
     };
     let status_port = free_port();

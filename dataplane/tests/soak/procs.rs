@@ -69,13 +69,14 @@ impl Proc {
         }
     }
 
-    /// The median of a few looks at `/proc` a moment apart, so one
-    /// reconnect under way does not decide the verdict, then the task count
-    /// (scraped last, so the scrape's own connection is not among the
-    /// descriptors; its task is, the same in every sample).
+    /// The median of looks at `/proc` over three seconds, so neither one
+    /// reconnect under way nor the moment in the writer's one-second publish
+    /// cycle (a few MB serialized and freed each time) decides the verdict;
+    /// then the task count (scraped last, so the scrape's own connection is
+    /// not among the descriptors; its task is, the same in every sample).
     pub async fn settled_sample(&mut self, http: &reqwest::Client) -> Result<Sample, SampleError> {
         let mut looks = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..15 {
             looks.push(self.look()?);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -138,9 +139,10 @@ impl Proc {
     }
 }
 
-/// Counts a process's descriptors by kind: TCP sockets by the named port at
-/// either end (`redis`, `memcached`, `listen`…), other sockets, and by link
-/// target for the rest (`pipe`, `anon_inode:[eventfd]`, files).
+/// Counts a process's descriptors by kind: listening TCP sockets, other TCP
+/// sockets by the named port at either end (`redis`, `memcached`, `listen`
+/// for connections to its own port…), other sockets, and by link target for
+/// the rest (`pipe`, `anon_inode:[eventfd]`, files).
 fn kinds(proc_dir: &str, ports: &[(u16, &'static str)]) -> std::io::Result<BTreeMap<String, u64>> {
     let tcp = tcp_ports(proc_dir);
     let mut kinds = BTreeMap::new();
@@ -154,7 +156,8 @@ fn kinds(proc_dir: &str, ports: &[(u16, &'static str)]) -> std::io::Result<BTree
             .and_then(|t| t.strip_suffix(']'))
         {
             Some(inode) => match tcp.get(inode) {
-                Some((local, remote)) => ports
+                Some(&(_, _, true)) => "tcp listening".to_owned(),
+                Some((local, remote, false)) => ports
                     .iter()
                     .find(|(p, _)| p == local || p == remote)
                     .map_or("tcp, other".to_owned(), |(_, name)| format!("tcp {name}")),
@@ -169,8 +172,9 @@ fn kinds(proc_dir: &str, ports: &[(u16, &'static str)]) -> std::io::Result<BTree
     Ok(kinds)
 }
 
-/// Socket inode → (local port, remote port) of every TCP socket the process sees.
-fn tcp_ports(proc_dir: &str) -> BTreeMap<String, (u16, u16)> {
+/// Socket inode → (local port, remote port, listening?) of every TCP socket
+/// the process sees.
+fn tcp_ports(proc_dir: &str) -> BTreeMap<String, (u16, u16, bool)> {
     let mut out = BTreeMap::new();
     for table in ["tcp", "tcp6"] {
         let text = std::fs::read_to_string(format!("{proc_dir}/net/{table}")).unwrap_or_default();
@@ -181,12 +185,14 @@ fn tcp_ports(proc_dir: &str) -> BTreeMap<String, (u16, u16)> {
                     .next()
                     .and_then(|p| u16::from_str_radix(p, 16).ok())
             };
+            // The fourth column is the state; 0A is LISTEN.
+            let listening = cols.get(3) == Some(&"0A");
             if let (Some(local), Some(remote), Some(inode)) = (
                 cols.get(1).and_then(|a| port(a)),
                 cols.get(2).and_then(|a| port(a)),
                 cols.get(9),
             ) {
-                out.insert((*inode).to_owned(), (local, remote));
+                out.insert((*inode).to_owned(), (local, remote, listening));
             }
         }
     }
