@@ -176,6 +176,52 @@ async fn a_killed_pubsub_connection_is_detected_and_missed_updates_replayed() {
 }
 
 #[tokio::test]
+async fn one_publish_round_is_one_message_and_the_single_form_is_still_read() {
+    let redis = Server::redis();
+    let config = quiet_config(&redis);
+    let keys = Keys::new(config.key_prefix());
+    let mut writer = publisher(&config);
+    publish(&mut writer, "k", "\"v1\"").await;
+    let (r, _t) = follower(&config).await;
+    let mut listener = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.subscribe(keys.channel()).unwrap();
+
+    let round: Vec<(String, Bytes)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|k| (k.to_owned(), Bytes::from_static(b"\"x\"")))
+        .collect();
+    assert_eq!(writer.publish(round, 0).await.published, 3);
+    let message: String = pubsub.get_message().unwrap().get_payload().unwrap();
+    let message: serde_json::Value = serde_json::from_str(&message).unwrap();
+    let updates = message["updates"].as_array().expect("a batch of updates");
+    let announced: Vec<(&str, u64)> = updates
+        .iter()
+        .map(|u| (u["key"].as_str().unwrap(), u["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(announced, [("a", 2), ("b", 3), ("c", 4)]);
+    until("round applied", &mut r.coherence.applied(), |s| *s >= 4).await;
+    assert_eq!(count(&r, "gaps", "sequence"), 0);
+
+    // A writer from before the batched form announces one update per message.
+    let old = Envelope::new(u64::MAX >> 12, 0, Bytes::from_static(b"\"old\""));
+    let mut conn = redis_conn(&redis);
+    let _: () = conn.set(keys.value("d"), old.encode().as_ref()).unwrap();
+    let seq: u64 = conn.incr(keys.seq(), 1).unwrap();
+    let single = format!(r#"{{"key":"d","version":{},"seq":{seq}}}"#, old.version);
+    let _: () = conn.publish(keys.channel(), single).unwrap();
+    until("single update applied", &mut r.coherence.applied(), |s| {
+        *s >= seq
+    })
+    .await;
+    assert_eq!(r.cache.floor("d"), old.version);
+    assert_eq!(count(&r, "resyncs", "replay"), 0, "applied, not replayed");
+}
+
+#[tokio::test]
 async fn a_sequence_jump_is_replayed_from_the_stream() {
     let redis = Server::redis();
     let config = quiet_config(&redis);

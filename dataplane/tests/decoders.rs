@@ -17,7 +17,7 @@
 use bytes::Bytes;
 use cachebridge_dataplane::cache::envelope::{DecodeError, Envelope};
 use cachebridge_dataplane::cache::l3::redis::notice_of;
-use cachebridge_dataplane::cache::l3::{Event, Notice};
+use cachebridge_dataplane::cache::l3::{Message, Notice};
 use cachebridge_dataplane::config::{Config, ConfigError};
 use cachebridge_dataplane::market::tick::{
     MAX_PRICE, MAX_SYMBOL_LEN, MAX_VOLUME, MIN_PRICE, Tick, TickError, parse_csv, parse_ndjson,
@@ -152,14 +152,15 @@ fn check_envelope(raw: &[u8]) {
     }
 }
 
-/// A pub/sub message: an event or a serde error; what decodes round-trips.
+/// A pub/sub message: events or a serde error; what decodes round-trips.
 fn check_event(raw: &[u8]) {
-    let (result, peak) = measured(|| serde_json::from_slice::<Event>(raw));
+    let (result, peak) = measured(|| serde_json::from_slice::<Message>(raw));
     assert_bounded("event", raw.len(), peak);
     match result {
-        Ok(event) => {
-            let again = serde_json::to_vec(&event).unwrap();
-            assert_eq!(serde_json::from_slice::<Event>(&again).unwrap(), event);
+        Ok(message) => {
+            let again = serde_json::to_vec(&message).unwrap();
+            let decoded = serde_json::from_slice::<Message>(&again).unwrap();
+            assert_eq!(decoded.into_events(), message.into_events());
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
@@ -327,7 +328,19 @@ fn event_json() -> impl Strategy<Value = Vec<u8>> {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         format!("{{{}}}", body.join(",")).into_bytes()
     });
-    prop_oneof![3 => shaped, 1 => prop::collection::vec(any::<u8>(), 0..64)]
+    let shaped = shaped.boxed();
+    let batch = prop::collection::vec(shaped.clone(), 0..4).prop_map(|events| {
+        let inner: Vec<String> = events
+            .into_iter()
+            .map(|e| String::from_utf8(e).unwrap())
+            .collect();
+        format!("{{\"updates\":[{}]}}", inner.join(",")).into_bytes()
+    });
+    prop_oneof![
+        3 => shaped,
+        2 => batch,
+        1 => prop::collection::vec(any::<u8>(), 0..64)
+    ]
 }
 
 /// A stream entry's id and fields, as a client with stream access could write them.

@@ -6,7 +6,8 @@
 //! serves both:
 //! - a value is replaced only by a newer version;
 //! - every accepted update gets the next sequence number and is announced as
-//!   `{key, version, seq}` on a pub/sub channel and in a capped stream;
+//!   `{key, version, seq}` on a pub/sub channel (the updates of one publish
+//!   round in one message) and in a capped stream;
 //! - a reader that missed announcements can replay them from the stream, or
 //!   learns that it cannot (the stream was trimmed past its position);
 //! - an epoch names the store's history: when it changes (a replica took
@@ -33,7 +34,7 @@ pub struct Notice {
     pub seq: u64,
 }
 
-/// What readers hear on the channel.
+/// What readers act on, one update or heartbeat at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Event {
@@ -42,6 +43,30 @@ pub enum Event {
     Heartbeat {
         heartbeat: u64,
     },
+}
+
+/// What the writer sends on the channel: every update of one publish round
+/// in one message, so a reader parses one message per round rather than one
+/// per key (a round is a few hundred keys), or a heartbeat. The one-update
+/// form that writers before the batched form sent is still read, so readers
+/// can be upgraded before or after their writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Message {
+    Updates { updates: Vec<Notice> },
+    Update(Notice),
+    Heartbeat { heartbeat: u64 },
+}
+
+impl Message {
+    /// The message's events, in the order the store numbered them.
+    pub fn into_events(self) -> Vec<Event> {
+        match self {
+            Message::Updates { updates } => updates.into_iter().map(Event::Update).collect(),
+            Message::Update(notice) => vec![Event::Update(notice)],
+            Message::Heartbeat { heartbeat } => vec![Event::Heartbeat { heartbeat }],
+        }
+    }
 }
 
 /// Result of offering a version to the store.

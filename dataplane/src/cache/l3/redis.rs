@@ -27,7 +27,7 @@
 
 use super::cluster::ClusterSeeds;
 use super::sentinel::{Login, Sentinels, info_field, open_client};
-use super::{Event, Notice, PublishOutcome, Replay, Snapshot, Subscription};
+use super::{Message, Notice, PublishOutcome, Replay, Snapshot, Subscription};
 use crate::cache::TierError;
 use crate::cache::envelope::Envelope;
 use crate::keys::Keys;
@@ -40,21 +40,37 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-/// KEYS: value, versions hash, seq counter, stream.
-/// ARGV: logical key, version, envelope bytes, ttl ms, channel, stream max length.
+/// KEYS: versions hash, seq counter, stream, then each item's value key.
+/// ARGV: ttl ms, channel, stream max length, then per item: logical key,
+/// version, envelope bytes.
+/// Each item is stored only if newer, numbered and appended to the stream;
+/// the accepted ones are announced together in one message, in sequence
+/// order. Should the script fail half-way, the items it stored were not
+/// announced: readers see the gap at the next heartbeat and replay them
+/// from the stream, which has them.
 /// Versions are compared as Lua numbers: exact below 2^53, which writer
 /// versions (microseconds since 1970) stay under until the year 2255.
 const PUBLISH_LUA: &str = r#"
-local current = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[2]) <= current and redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, current}
+local replies, announced = {}, {}
+for i = 4, #KEYS do
+  local a = (i - 4) * 3 + 4
+  local logical, version = ARGV[a], ARGV[a + 1]
+  local current = tonumber(redis.call('HGET', KEYS[1], logical) or '0')
+  if tonumber(version) <= current and redis.call('EXISTS', KEYS[i]) == 1 then
+    replies[#replies + 1] = {0, current}
+  else
+    redis.call('SET', KEYS[i], ARGV[a + 2], 'PX', ARGV[1])
+    redis.call('HSET', KEYS[1], logical, version)
+    local seq = redis.call('INCR', KEYS[2])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'key', logical, 'version', version)
+    announced[#announced + 1] = '{"key":' .. cjson.encode(logical) .. ',"version":' .. version .. ',"seq":' .. seq .. '}'
+    replies[#replies + 1] = {1, seq}
+  end
 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local seq = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], seq .. '-0', 'key', ARGV[1], 'version', ARGV[2])
-redis.call('PUBLISH', ARGV[5], '{"key":' .. cjson.encode(ARGV[1]) .. ',"version":' .. ARGV[2] .. ',"seq":' .. seq .. '}')
-return {1, seq}
+if #announced > 0 then
+  redis.call('PUBLISH', ARGV[2], '{"updates":[' .. table.concat(announced, ',') .. ']}')
+end
+return replies
 "#;
 
 /// KEYS: seq counter. ARGV: channel. Atomic so a heartbeat never overtakes
@@ -283,51 +299,55 @@ impl RedisStore {
             .ok_or_else(|| TierError::Unavailable("empty reply to a publish".into()))
     }
 
-    /// Offers many values in one round trip (a pipeline of the same script),
-    /// each accepted or refused on its own, in order. A failure that a
-    /// failover explains (the primary gone, or now a replica) is retried
+    /// Offers many values in one round trip (one call of the publish
+    /// script), each accepted or refused on its own, in order. A failure that
+    /// a failover explains (the primary gone, or now a replica) is retried
     /// once on the new primary, when Sentinel names one.
     pub async fn publish_many(
         &self,
         items: &[(String, Envelope)],
     ) -> Result<Vec<PublishOutcome>, TierError> {
-        let pipe = self.publish_pipe(items);
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = self.publish_call(items);
         let (conn, generation) = self.conn()?;
-        match self.send_publish(conn, &pipe).await {
+        match self.send_publish(conn, &call).await {
             Err(e) if self.slot.look_again(generation).await => {
                 tracing::info!(error = %e, "retrying the publish on the new primary");
-                self.send_publish(self.conn()?.0, &pipe).await
+                self.send_publish(self.conn()?.0, &call).await
             }
             other => other,
         }
     }
 
-    fn publish_pipe(&self, items: &[(String, Envelope)]) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        for (logical, env) in items {
-            pipe.cmd("EVALSHA")
-                .arg(self.publish_script.get_hash())
-                .arg(4)
-                .arg(self.keys.value(logical))
-                .arg(self.keys.versions())
-                .arg(self.keys.seq())
-                .arg(self.keys.stream())
-                .arg(logical)
-                .arg(env.version)
-                .arg(env.encode().as_ref())
-                .arg(self.settings.ttl.as_millis().max(1) as u64)
-                .arg(self.keys.channel())
-                .arg(self.settings.stream_max_len);
+    fn publish_call(&self, items: &[(String, Envelope)]) -> redis::Cmd {
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.publish_script.get_hash())
+            .arg(3 + items.len())
+            .arg(self.keys.versions())
+            .arg(self.keys.seq())
+            .arg(self.keys.stream());
+        for (logical, _) in items {
+            call.arg(self.keys.value(logical));
         }
-        pipe
+        call.arg(self.settings.ttl.as_millis().max(1) as u64)
+            .arg(self.keys.channel())
+            .arg(self.settings.stream_max_len);
+        for (logical, env) in items {
+            call.arg(logical)
+                .arg(env.version)
+                .arg(env.encode().as_ref());
+        }
+        call
     }
 
     async fn send_publish(
         &self,
         mut conn: ConnectionManager,
-        pipe: &redis::Pipeline,
+        call: &redis::Cmd,
     ) -> Result<Vec<PublishOutcome>, TierError> {
-        let first = tokio::time::timeout(self.settings.timeout, pipe.query_async(&mut conn))
+        let first = tokio::time::timeout(self.settings.timeout, call.query_async(&mut conn))
             .await
             .map_err(|_| {
                 self.slot.doubt.notify_one();
@@ -338,7 +358,7 @@ impl RedisStore {
             Err(e) if e.code() == Some("NOSCRIPT") => {
                 self.bounded(self.publish_script.load_async(&mut conn))
                     .await?;
-                self.bounded(pipe.query_async(&mut conn)).await?
+                self.bounded(call.query_async(&mut conn)).await?
             }
             other => self.judge(other)?,
         };
@@ -440,14 +460,15 @@ impl RedisStore {
             .take_until(moved)
             .filter_map(|msg| async move {
                 let payload: Vec<u8> = msg.get_payload().ok()?;
-                match serde_json::from_slice::<Event>(&payload) {
-                    Ok(event) => Some(event),
+                match serde_json::from_slice::<Message>(&payload) {
+                    Ok(message) => Some(futures::stream::iter(message.into_events())),
                     Err(e) => {
                         tracing::warn!(error = %e, "ignoring an unreadable coherence message");
                         None
                     }
                 }
             })
+            .flatten()
             .boxed())
     }
 
