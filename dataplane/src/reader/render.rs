@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -48,9 +48,10 @@ pub struct Rendered {
     /// `{"data":…,"meta":{"etag":"…","produced_at":"…",` — the per-request
     /// fields follow.
     head: Bytes,
-    /// `head` compressed, each made the first time a client asks for it.
-    gzip: OnceLock<Prefix>,
-    brotli: OnceLock<Prefix>,
+    /// `head` compressed, each made (in the background) the first time a
+    /// client asks for it.
+    gzip: compress::Lazy,
+    brotli: compress::Lazy,
 }
 
 impl Rendered {
@@ -78,8 +79,8 @@ impl Rendered {
             etag,
             produced_at_ms,
             head: head.freeze(),
-            gzip: OnceLock::new(),
-            brotli: OnceLock::new(),
+            gzip: compress::Lazy::default(),
+            brotli: compress::Lazy::default(),
         }
     }
 
@@ -111,17 +112,22 @@ impl Rendered {
     }
 
     /// The compressed per-version part for `encoding`; none when the body
-    /// is sent as it is (identity asked for, or too small to be worth it).
+    /// is sent as it is (identity asked for, too small to be worth it, or
+    /// its compression still under way).
     fn prefix(&self, encoding: Encoding) -> Option<&Prefix> {
         if self.head.len() < compress::MIN_BYTES {
             return None;
         }
-        let (cell, encoding) = match encoding {
-            Encoding::Identity => return None,
-            Encoding::Gzip => (&self.gzip, Encoding::Gzip),
-            Encoding::Brotli => (&self.brotli, Encoding::Brotli),
-        };
-        Some(cell.get_or_init(|| Prefix::new(encoding, &self.head)))
+        self.compressed(encoding)?
+            .get_or_start(encoding, &self.head)
+    }
+
+    fn compressed(&self, encoding: Encoding) -> Option<&compress::Lazy> {
+        match encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(&self.gzip),
+            Encoding::Brotli => Some(&self.brotli),
+        }
     }
 
     /// The 200 (or, when `not_modified`, 304) answer for one request, in
@@ -427,6 +433,15 @@ mod tests {
         let rendered = Rendered::of(&large(3));
         let now = UNIX_EPOCH + Duration::from_millis(2_000);
         let stale = Some(StaleReason::Age);
+        for encoding in [Encoding::Gzip, Encoding::Brotli] {
+            let first = rendered.respond(Tier::L1, false, stale, now, encoding);
+            assert!(
+                first.headers().get(CONTENT_ENCODING).is_none(),
+                "not compressed on the request path: sent as it is meanwhile"
+            );
+            let lazy = rendered.compressed(encoding).unwrap();
+            lazy.wait(encoding, &rendered.head).await;
+        }
         let plain = rendered.respond(Tier::L1, false, stale, now, Encoding::Identity);
         assert_eq!(plain.headers()[VARY], "accept-encoding");
         assert!(plain.headers().get(CONTENT_ENCODING).is_none());
@@ -459,9 +474,17 @@ mod tests {
             };
             assert_eq!(decoded, plain, "{name}");
         }
-        let kept = rendered.gzip.get().expect("kept").bytes().as_ptr();
+        let kept = rendered
+            .prefix(Encoding::Gzip)
+            .expect("kept")
+            .bytes()
+            .as_ptr();
         drop(rendered.respond(Tier::L2, false, None, now, Encoding::Gzip));
-        let again = rendered.gzip.get().expect("kept").bytes().as_ptr();
+        let again = rendered
+            .prefix(Encoding::Gzip)
+            .expect("kept")
+            .bytes()
+            .as_ptr();
         assert_eq!(kept, again, "compressed once per version, not per request");
 
         let tiny = Rendered::of(&served(4)).respond(Tier::L1, false, None, now, Encoding::Brotli);
