@@ -8,7 +8,9 @@
 //! changed miss L2 — exactly those, about a quarter when a fourth server
 //! joins three (or one of four leaves) — each costs one Redis read that
 //! backfills its new server, and nothing more follows. Each pass reads every
-//! key once with L1 emptied first, so every read reaches L2.
+//! key once with L1 emptied first, so every read reaches L2. Under a
+//! concurrent load, a moved key may be read from Redis by each client that
+//! asks for it before its backfill lands — a few reads per moved key, once.
 
 mod common;
 
@@ -133,6 +135,100 @@ async fn growing_and_shrinking_the_pool_moves_only_the_rehashed_keys_once() {
         shrink_burst.0,
         shrink_burst.1,
         shrunk * 100.0
+    );
+}
+
+/// Readers asking for every key over and over, each in its own order, until
+/// told to stop; they answer how many reads they made, and panic on a failed one.
+fn load(
+    reader: &Reader,
+    clients: usize,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Vec<tokio::task::JoinHandle<u64>>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks = (0..clients)
+        .map(|c| {
+            let (reader, stopped) = (reader.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !*stopped.borrow() {
+                    for i in (0..KEYS).map(|i| (i * 7 + c * 101) % KEYS) {
+                        reader
+                            .cache
+                            .get(&logical(i))
+                            .await
+                            .expect("served under load");
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    (stop, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_the_pool_under_load_costs_each_moved_key_a_few_redis_reads_and_no_error() {
+    const CLIENTS: usize = 4;
+    let redis = Server::redis();
+    let pool: Vec<Server> = (0..4).map(|_| Server::memcached()).collect();
+    let addrs: Vec<String> = pool.iter().map(Server::addr).collect();
+    let mut config = config(Some(&redis), &pool[..3].iter().collect::<Vec<_>>());
+    config.cache.l2_ttl = Duration::from_secs(600);
+    // No L1: every read of the load reaches L2, as a reader's misses would.
+    config.cache.l1_max_bytes = 0;
+    let keys = Keys::new(config.key_prefix());
+    let values = (0..KEYS)
+        .map(|i| (logical(i), Bytes::from(format!("{{\"n\":{i}}}"))))
+        .collect();
+    assert_eq!(publisher(&config).publish(values, 1_000).await.held_back, 0);
+    let reader = reader(&config);
+    let redis_reads = || reader.metrics.lookup_count(Tier::L3, Outcome::hit);
+
+    let (stop, clients) = load(&reader, CLIENTS);
+    let moved = moving(&keys, &addrs[..3], &addrs);
+    let before = redis_reads();
+    assert!(reader.cache.l2_pool().unwrap().resize(addrs.clone()));
+    backfilled(&addrs, &moved).await;
+    // A lap's worth of reads after the backfill, so that reads which had
+    // missed L2 before it are done; then another, which must all hit L2.
+    let lap = |from: u64| {
+        let reader = reader.clone();
+        async move {
+            eventually("a lap of every client's worth of L2 hits", || async {
+                let hits = reader.metrics.lookup_count(Tier::L2, Outcome::hit);
+                (hits >= from + (CLIENTS * KEYS) as u64).then_some(hits)
+            })
+            .await
+        }
+    };
+    let l2_hits = || reader.metrics.lookup_count(Tier::L2, Outcome::hit);
+    lap(l2_hits()).await;
+    let settled = redis_reads();
+    let laps = lap(l2_hits()).await;
+    stop.send(true).unwrap();
+    let mut reads = 0;
+    for client in clients {
+        reads += client.await.expect("no read failed");
+    }
+    let during = settled - before;
+    let after = redis_reads() - settled;
+    let moved = moved.len() as u64;
+    assert!(
+        (moved..=moved * CLIENTS as u64).contains(&during),
+        "each moved key read from Redis at least once, at most once per client: {during} for {moved}"
+    );
+    assert_eq!(
+        after, 0,
+        "nothing from Redis once the moved keys are backfilled"
+    );
+    eprintln!(
+        "{KEYS} keys, {CLIENTS} clients, {reads} reads: 3→4 servers under load moved {moved} keys, \
+         {during} Redis reads ({:.2} per moved key), then 0 (L2 hits so far: {laps})",
+        during as f64 / moved as f64
     );
 }
 
