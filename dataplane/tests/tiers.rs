@@ -308,3 +308,42 @@ async fn a_large_batch_is_published_in_order_and_survives_a_script_flush() {
         "Memcached got the batch too"
     );
 }
+
+/// A reader added to a running bridge (the autoscaler's new replica) starts
+/// with an empty L1; its first reads are served by the shared Memcached, so
+/// scaling out costs Redis nothing, and the next reads are its own L1's.
+#[tokio::test]
+async fn a_new_reader_warms_from_memcached_without_reading_redis() {
+    const KEYS: usize = 300;
+    let redis = Server::redis();
+    let memcached = Server::memcached();
+    let config = config(Some(&redis), &[&memcached]);
+    let values = (0..KEYS)
+        .map(|i| {
+            (
+                format!("market:ticker:S{i}"),
+                Bytes::from(format!("{{\"n\":{i}}}")),
+            )
+        })
+        .collect();
+    assert_eq!(publisher(&config).publish(values, 1_000).await.held_back, 0);
+
+    let joined = reader(&config);
+    for _pass in 0..2 {
+        for i in 0..KEYS {
+            joined
+                .cache
+                .get(&format!("market:ticker:S{i}"))
+                .await
+                .unwrap();
+        }
+    }
+    let count = |tier, outcome| joined.metrics.lookup_count(tier, outcome);
+    assert_eq!(count(Tier::L3, Outcome::hit), 0, "no Redis read to warm up");
+    assert_eq!(count(Tier::L2, Outcome::hit), KEYS as u64, "the first pass");
+    assert_eq!(
+        count(Tier::L1, Outcome::hit),
+        KEYS as u64,
+        "the second pass"
+    );
+}
