@@ -347,3 +347,30 @@ async fn a_new_reader_warms_from_memcached_without_reading_redis() {
         "the second pass"
     );
 }
+
+/// Large values (price histories) are offered in calls of about 256 KiB, not
+/// all in one script call that would hold Redis and the writer's memory.
+#[tokio::test]
+async fn large_values_are_published_in_calls_of_bounded_size() {
+    let redis = Server::redis();
+    let config = config(Some(&redis), &[]);
+    let mut writer = publisher(&config);
+    let big = Bytes::from(vec![b'7'; 64 * 1024]);
+    let values: Vec<(String, Bytes)> = (0..40).map(|i| (format!("h{i}"), big.clone())).collect();
+    let report = writer.publish(values, 1_000).await;
+    assert_eq!((report.published, report.held_back), (40, 0));
+
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut common::redis_conn(&redis))
+        .unwrap();
+    let calls: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the publish script was called");
+    // 2.5 MiB in calls of at most 256 KiB plus one 64 KiB value: 8 to 10
+    // calls, and the first one once more (Redis did not know the script yet).
+    assert!((9..=11).contains(&calls), "{calls} script calls");
+}

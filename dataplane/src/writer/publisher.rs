@@ -47,8 +47,15 @@ impl VersionClock {
     }
 }
 
-/// Values offered to Redis per round trip.
+/// Values offered to Redis per round trip, at most.
 const BATCH: usize = 512;
+
+/// Bytes of values offered to Redis per round trip, at most (plus the value
+/// that crosses the bound). Every price history at once is ~3.5 MB: as one
+/// script call it held Redis for milliseconds and made the writer hold the
+/// whole command, several copies of it, at once; calls of ~256 KiB keep
+/// both small.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// What one flush achieved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +152,8 @@ impl Publisher {
         let mut report = FlushReport::default();
         // Each round settles at least every published value of a batch; the
         // bound only guards against another writer racing us forever.
-        let rounds = self.pending_l3.len() / BATCH + 3;
+        let bytes: usize = self.pending_l3.values().map(|e| e.payload.len()).sum();
+        let rounds = self.pending_l3.len() / BATCH + bytes / BATCH_BYTES + 3;
         for _ in 0..rounds {
             // Also between rounds: the store may have moved to a new primary
             // while sending the last batch.
@@ -211,12 +219,19 @@ impl Publisher {
         );
     }
 
-    /// Offers the oldest held-back values to L3 in one round trip.
+    /// Offers the oldest held-back values to L3 in one round trip, up to
+    /// [`BATCH`] values and about [`BATCH_BYTES`].
     async fn store_batch(&mut self) -> Result<usize, TierError> {
+        let mut bytes = 0;
         let batch: Vec<(String, Envelope)> = self
             .pending_l3
             .iter()
             .take(BATCH)
+            .take_while(|(_, env)| {
+                let room = bytes < BATCH_BYTES;
+                bytes += env.payload.len();
+                room
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let outcomes = self.l3.publish_many(&batch).await?;
