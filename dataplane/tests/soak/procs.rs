@@ -69,14 +69,16 @@ impl Proc {
         }
     }
 
-    /// The median of looks at `/proc` over three seconds, so neither one
-    /// reconnect under way nor the moment in the writer's one-second publish
-    /// cycle (a few MB serialized and freed each time) decides the verdict;
-    /// then the task count (scraped last, so the scrape's own connection is
-    /// not among the descriptors; its task is, the same in every sample).
+    /// The median of looks at `/proc` over ten seconds, so neither one
+    /// reconnect under way nor the moment in the writer's publish cycle
+    /// decides the verdict (its RSS swings between ~42 and ~66 MB within each
+    /// second: every price history, ~3.5 MB, is serialized and copied on its
+    /// way to Redis and Memcached once a second); then the task count
+    /// (scraped last, so the scrape's own connection is not among the
+    /// descriptors; its task is, the same in every sample).
     pub async fn settled_sample(&mut self, http: &reqwest::Client) -> Result<Sample, SampleError> {
         let mut looks = Vec::new();
-        for _ in 0..15 {
+        for _ in 0..50 {
             looks.push(self.look()?);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
