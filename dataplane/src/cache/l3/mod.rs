@@ -50,12 +50,51 @@ pub enum Event {
 /// per key (a round is a few hundred keys), or a heartbeat. The one-update
 /// form that writers before the batched form sent is still read, so readers
 /// can be upgraded before or after their writer.
+///
+/// Read through [`Wire`], not as an untagged enum: serde's untagged
+/// decoding buffers the whole message into generic values first, which cost
+/// a reader ~40k instructions per announced key (callgrind).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "Wire")]
 pub enum Message {
     Updates { updates: Vec<Notice> },
     Update(Notice),
     Heartbeat { heartbeat: u64 },
+}
+
+/// Every field a message may have, decoded in one pass.
+#[derive(Deserialize)]
+struct Wire {
+    updates: Option<Vec<Notice>>,
+    key: Option<String>,
+    version: Option<u64>,
+    seq: Option<u64>,
+    heartbeat: Option<u64>,
+}
+
+impl TryFrom<Wire> for Message {
+    type Error = &'static str;
+
+    /// The first form the fields make, in the order the enum lists them.
+    fn try_from(wire: Wire) -> Result<Self, Self::Error> {
+        match wire {
+            Wire {
+                updates: Some(updates),
+                ..
+            } => Ok(Message::Updates { updates }),
+            Wire {
+                key: Some(key),
+                version: Some(version),
+                seq: Some(seq),
+                ..
+            } => Ok(Message::Update(Notice { key, version, seq })),
+            Wire {
+                heartbeat: Some(heartbeat),
+                ..
+            } => Ok(Message::Heartbeat { heartbeat }),
+            _ => Err("neither updates, an update nor a heartbeat"),
+        }
+    }
 }
 
 impl Message {
