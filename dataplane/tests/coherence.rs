@@ -33,6 +33,30 @@ fn quiet_config(redis: &Server) -> Config {
     config
 }
 
+/// A writer that published `k` = v1, and one reader following it.
+struct Following {
+    config: Config,
+    keys: Keys,
+    writer: Publisher,
+    reader: Reader,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn following(redis: &Server) -> Following {
+    let config = quiet_config(redis);
+    let keys = Keys::new(config.key_prefix());
+    let mut writer = publisher(&config);
+    publish(&mut writer, "k", "\"v1\"").await;
+    let (reader, task) = follower(&config).await;
+    Following {
+        config,
+        keys,
+        writer,
+        reader,
+        task,
+    }
+}
+
 fn count(reader: &Reader, family: &str, reason: &'static str) -> u64 {
     let labels = ReasonLabels { reason };
     match family {
@@ -142,10 +166,13 @@ async fn keys_nobody_read_here_are_not_pulled_into_l1() {
 #[tokio::test]
 async fn a_killed_pubsub_connection_is_detected_and_missed_updates_replayed() {
     let redis = Server::redis();
-    let config = quiet_config(&redis);
-    let mut writer = publisher(&config);
-    publish(&mut writer, "k", "\"v1\"").await;
-    let (r, _t) = follower(&config).await;
+    let Following {
+        config,
+        mut writer,
+        reader: r,
+        task: _t,
+        ..
+    } = following(&redis).await;
     r.cache.get("k").await.unwrap();
     let mut synced = r.coherence.synced();
 
@@ -178,11 +205,13 @@ async fn a_killed_pubsub_connection_is_detected_and_missed_updates_replayed() {
 #[tokio::test]
 async fn one_publish_round_is_one_message_and_the_single_form_is_still_read() {
     let redis = Server::redis();
-    let config = quiet_config(&redis);
-    let keys = Keys::new(config.key_prefix());
-    let mut writer = publisher(&config);
-    publish(&mut writer, "k", "\"v1\"").await;
-    let (r, _t) = follower(&config).await;
+    let Following {
+        keys,
+        mut writer,
+        reader: r,
+        task: _t,
+        ..
+    } = following(&redis).await;
     let mut listener = redis::Client::open(redis.url())
         .unwrap()
         .get_connection()
@@ -224,11 +253,13 @@ async fn one_publish_round_is_one_message_and_the_single_form_is_still_read() {
 #[tokio::test]
 async fn a_sequence_jump_is_replayed_from_the_stream() {
     let redis = Server::redis();
-    let config = quiet_config(&redis);
-    let keys = Keys::new(config.key_prefix());
-    let mut writer = publisher(&config);
-    publish(&mut writer, "k", "\"v1\"").await;
-    let (r, _t) = follower(&config).await;
+    let Following {
+        config,
+        keys,
+        mut writer,
+        reader: r,
+        task: _t,
+    } = following(&redis).await;
     r.cache.get("k").await.unwrap();
 
     // An update whose announcement was lost: stored and in the stream, never published.
@@ -267,11 +298,13 @@ async fn a_sequence_jump_is_replayed_from_the_stream() {
 #[tokio::test]
 async fn a_heartbeat_ahead_with_a_trimmed_stream_flushes_l1() {
     let redis = Server::redis();
-    let config = quiet_config(&redis);
-    let keys = Keys::new(config.key_prefix());
-    let mut writer = publisher(&config);
-    publish(&mut writer, "k", "\"v1\"").await;
-    let (r, _t) = follower(&config).await;
+    let Following {
+        config,
+        keys,
+        reader: r,
+        task: _t,
+        ..
+    } = following(&redis).await;
     r.cache.get("k").await.unwrap();
     assert_eq!(r.cache.l1_entries().await, 1);
 
