@@ -22,6 +22,7 @@ pub mod keys;
 pub mod market;
 pub mod metrics;
 pub mod openapi;
+pub mod probes;
 pub mod reader;
 pub mod serve;
 pub mod telemetry;

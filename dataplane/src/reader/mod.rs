@@ -19,6 +19,7 @@ pub mod stream;
 use crate::cache::{Miss, TieredCache};
 use crate::metrics::{EndpointHandles, Metrics, Tier};
 use crate::openapi::{Problem, serve_with_document};
+use crate::probes;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -167,9 +168,9 @@ impl Reader {
             .routes(routes!(dashboard_page))
             .routes(routes!(docs::page))
             .routes(routes!(docs::redoc))
-            .routes(routes!(healthz))
+            .routes(routes!(probes::healthz))
             .routes(routes!(readyz))
-            .routes(routes!(metrics))
+            .routes(routes!(probes::metrics))
             .routes(routes!(api::history))
             .routes(routes!(stream::stream))
             .fallback(not_found)
@@ -278,18 +279,6 @@ impl Shared {
     }
 }
 
-/// Liveness.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    summary = "Liveness: the process serves HTTP",
-    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
-)]
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 /// Ready when this reader can answer with data it can vouch for, or at
 /// least has data to serve while the source is unreachable.
 ///
@@ -340,15 +329,10 @@ struct Readiness {
     l1_entries: u64,
 }
 
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    summary = "Prometheus metrics (OpenMetrics text)",
-    responses((status = 200, description = "The metric families", content_type = "application/openmetrics-text", body = String))
-)]
-async fn metrics(axum::extract::State(r): axum::extract::State<Reader>) -> Response {
-    r.metrics.response()
+impl axum::extract::FromRef<Reader> for Arc<Metrics> {
+    fn from_ref(reader: &Reader) -> Self {
+        Arc::clone(&reader.metrics)
+    }
 }
 
 #[utoipa::path(

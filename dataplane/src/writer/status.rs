@@ -6,6 +6,7 @@
 //! never claim a writer is working when it is not.
 
 use crate::metrics::Metrics;
+use crate::probes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,22 +25,10 @@ struct Status {
 /// `/healthz`, `/readyz` and `/metrics` of a writer, described.
 pub fn routes(healthy: watch::Receiver<bool>, metrics: Arc<Metrics>) -> OpenApiRouter {
     OpenApiRouter::new()
-        .routes(routes!(healthz))
+        .routes(routes!(probes::healthz))
         .routes(routes!(readyz))
-        .routes(routes!(metrics_text))
+        .routes(routes!(probes::metrics))
         .with_state(Status { healthy, metrics })
-}
-
-/// Liveness.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    summary = "Liveness: the process serves HTTP",
-    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
-)]
-async fn healthz() -> &'static str {
-    "ok\n"
 }
 
 /// Whether the writer is doing its job.
@@ -76,13 +65,8 @@ async fn readyz(State(s): State<Status>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    summary = "Prometheus metrics (OpenMetrics text)",
-    responses((status = 200, description = "The metric families", content_type = "application/openmetrics-text", body = String))
-)]
-async fn metrics_text(State(s): State<Status>) -> Response {
-    s.metrics.response()
+impl axum::extract::FromRef<Status> for Arc<Metrics> {
+    fn from_ref(status: &Status) -> Self {
+        Arc::clone(&status.metrics)
+    }
 }
