@@ -17,6 +17,7 @@
 
 use cachebridge_api::CacheBridge;
 use cachebridge_dataplane::keys::Keys;
+use cachebridge_operator::ALLOCATOR as OPERATOR_ALLOCATOR;
 use cachebridge_operator::caches;
 use cachebridge_operator::controller::{self, Context, READY_REQUEUE};
 use cachebridge_operator::desired::Settings;
@@ -31,7 +32,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_fake_client::{ClientBuilder, interceptor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::Arc;
@@ -43,7 +44,8 @@ const PASSWORD: &str = "BenchPassw0rdForTheBridgeAclUser";
 /// Requeues of a ready bridge in one hour.
 const ROUNDS: i64 = 3600 / READY_REQUEUE.as_secs() as i64;
 
-/// Counts live heap bytes and their peak.
+/// Counts live heap bytes and their peak, allocating with the operator
+/// binary's own allocator.
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -51,7 +53,7 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { OPERATOR_ALLOCATOR.alloc(layout) };
         if !p.is_null() {
             let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(now, Ordering::Relaxed);
@@ -60,7 +62,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { OPERATOR_ALLOCATOR.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 }
@@ -316,15 +318,20 @@ async fn run(bridges: usize, concurrency: usize, rounds: i64) {
     );
     println!(
         "\nmemory (operator process): VmRSS at start {baseline_rss}; watch caches {:.1} MiB of heap \
-         ({children} objects, {:.0} bytes each); heap peak {:.1} MiB; peak RSS (VmHWM) {after_setup_rss} \
-         after the first passes, {} after the steady run",
+         ({children} objects, {:.0} bytes each); heap peak {:.1} MiB in the setup passes, {:.1} MiB \
+         in the steady run; peak RSS (VmHWM) {after_setup_rss} after the setup passes, {} after the \
+         steady run",
         hour.cache_bytes as f64 / MIB,
         hour.cache_bytes as f64 / children as f64,
-        PEAK_EVER
-            .load(Ordering::Relaxed)
-            .max(PEAK.load(Ordering::Relaxed)) as f64
-            / MIB,
+        PEAK_EVER.load(Ordering::Relaxed) as f64 / MIB,
+        PEAK.load(Ordering::Relaxed) as f64 / MIB,
         proc_status("/proc/self/status", "VmHWM:")
+    );
+    println!(
+        "memory now: heap {:.1} MiB live; RssAnon {}, RssFile {}",
+        LIVE.load(Ordering::Relaxed) as f64 / MIB,
+        proc_status("/proc/self/status", "RssAnon:"),
+        proc_status("/proc/self/status", "RssFile:")
     );
     println!(
         "memory (in-memory API backend, another process, not the operator's): VmHWM {}",

@@ -35,7 +35,8 @@
 //! template inline (a `Volume` alone is kilobytes of `None`s), so typed
 //! copies, even briefly, were most of the operator's memory at 1000 bridges
 //! (operator/BENCHMARKS.md). A Slim copy also leaves out what no reconcile
-//! reads: `managedFields` (often as large as the object), `apiVersion` and
+//! reads: `managedFields` (often as large as the object), the uid and
+//! creation time, `apiVersion` and
 //! `kind` (constants of the kind), and the `status` of every kind but the
 //! workloads.
 //!
@@ -157,7 +158,7 @@ where
 /// labels and annotations are in `rest`, so read them from [`Slim::to_json`].
 pub struct Slim<K> {
     meta: ObjectMeta,
-    /// The rest of the object as compact JSON text, without `managedFields`,
+    /// The rest of the object as compact JSON text, without [`UNREAD_META`],
     /// `apiVersion` and `kind`, and without `status` unless the reconcile
     /// reads it ([`reads_status`]).
     rest: Box<str>,
@@ -172,6 +173,10 @@ const TYPED_META: [&str; 5] = [
     "generation",
     "ownerReferences",
 ];
+
+/// Metadata no reconcile reads or compares (it never sets them), left out
+/// of [`Slim`] copies: `managedFields` is often as large as the object.
+const UNREAD_META: [&str; 4] = ["managedFields", "creationTimestamp", "uid", "selfLink"];
 
 /// Whether the reconcile reads the status of `kind`: only the workloads,
 /// whose ready replicas make the bridge's conditions.
@@ -210,7 +215,9 @@ impl<K: Resource<DynamicType = ()>> Slim<K> {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        metadata.remove("managedFields");
+        for unread in UNREAD_META {
+            metadata.remove(unread);
+        }
         let typed: Map<String, Value> = TYPED_META
             .iter()
             .filter_map(|k| metadata.remove_entry(*k))
@@ -383,10 +390,15 @@ impl SeenSecrets {
         (at.elapsed() < SECRET_RECHECK).then(|| secret.clone())
     }
 
+    /// Remembers `secret` as seen now, without its `managedFields` (nothing
+    /// reads them, and they are often as large as the Secret).
     pub fn remember(&self, namespace: &str, name: &str, secret: Option<Secret>) {
         let key = (namespace.to_string(), name.to_string());
-        self.lock()
-            .insert(key, (Instant::now(), secret.map(Arc::new)));
+        let secret = secret.map(|mut s| {
+            s.metadata.managed_fields = None;
+            Arc::new(s)
+        });
+        self.lock().insert(key, (Instant::now(), secret));
     }
 
     /// Drops what was seen, so the next use reads the API.
