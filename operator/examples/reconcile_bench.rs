@@ -521,7 +521,8 @@ impl Bench {
         let full = LIVE.load(Ordering::Relaxed);
         self.ctx.empty_caches();
         let empty = LIVE.load(Ordering::Relaxed);
-        self.play_child_watches().await;
+        // Refilled, and the setup's last status writes delivered.
+        self.play_watches().await;
         full.saturating_sub(empty)
     }
 }

@@ -158,7 +158,7 @@ where
 /// labels and annotations are in `rest`, so read them from [`Slim::to_json`].
 pub struct Slim<K> {
     meta: ObjectMeta,
-    /// The rest of the object as compact JSON text, without [`UNREAD_META`],
+    /// The rest of the object as compact JSON text ([`pack`]ed), without [`UNREAD_META`],
     /// `apiVersion` and `kind`, and without `status` unless the reconcile
     /// reads it ([`reads_status`]).
     rest: Box<str>,
@@ -233,7 +233,7 @@ impl<K: Resource<DynamicType = ()>> Slim<K> {
         }
         Ok(Slim {
             meta,
-            rest: serde_json::to_string(&rest)?.into_boxed_str(),
+            rest: pack(&serde_json::to_string(&rest)?).into_boxed_str(),
             kind: PhantomData,
         })
     }
@@ -241,7 +241,7 @@ impl<K: Resource<DynamicType = ()>> Slim<K> {
     /// The object as JSON, with its metadata, `apiVersion` and `kind` (what
     /// the reconcile compares).
     pub fn to_json(&self) -> serde_json::Result<Value> {
-        let mut object: Map<String, Value> = serde_json::from_str(&self.rest)?;
+        let mut object: Map<String, Value> = serde_json::from_str(&unpack(&self.rest))?;
         let Value::Object(typed) = serde_json::to_value(&self.meta)? else {
             return Err(serde::de::Error::custom("metadata is a JSON object"));
         };
@@ -263,6 +263,53 @@ impl<K: Resource<DynamicType = ()>> Slim<K> {
     {
         serde_json::from_value(self.to_json()?)
     }
+}
+
+/// What every child the operator writes repeats, in the order [`pack`]
+/// replaces them (longest first where one contains another): its own
+/// labels and annotations, a few hundred bytes of each cached object.
+const PACKED: [&str; 11] = [
+    r#""app.kubernetes.io/managed-by":"cachebridge-operator""#,
+    r#""app.kubernetes.io/name":"cachebridge""#,
+    r#""app.kubernetes.io/part-of":"cachebridge""#,
+    r#""app.kubernetes.io/component":""#,
+    r#""app.kubernetes.io/instance":""#,
+    r#""cachebridge.dev/applied-hash":""#,
+    r#""cachebridge.dev/config-hash":""#,
+    r#""annotations":{"#,
+    r#""matchLabels":{"#,
+    r#""labels":{"#,
+    "cachebridge",
+];
+
+/// `json` with each [`PACKED`] string replaced by one control byte (1, 2,
+/// …). JSON text never holds a raw control byte (serde_json escapes them
+/// inside strings), so [`unpack`] restores it exactly.
+fn pack(json: &str) -> String {
+    PACKED
+        .iter()
+        .zip(1u8..)
+        .fold(json.to_string(), |text, (s, code)| {
+            text.replace(s, char::from(code).encode_utf8(&mut [0; 1]))
+        })
+}
+
+/// The JSON text [`pack`] was given.
+fn unpack(packed: &str) -> Cow<'_, str> {
+    if !packed
+        .bytes()
+        .any(|b| (1..=PACKED.len() as u8).contains(&b))
+    {
+        return Cow::Borrowed(packed);
+    }
+    let mut text = String::with_capacity(packed.len() * 2);
+    for c in packed.chars() {
+        match PACKED.get((c as usize).wrapping_sub(1)) {
+            Some(s) => text.push_str(s),
+            None => text.push(c),
+        }
+    }
+    Cow::Owned(text)
 }
 
 /// Listings and watch events are read straight into [`Slim`] copies: no
@@ -554,6 +601,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt;
     use serde_json::json;
 
     fn deployment(name: &str, replicas: i32) -> Value {
@@ -573,7 +621,7 @@ mod tests {
     #[test]
     fn slim_keeps_what_the_reconcile_reads() {
         let slim = Slim::<Deployment>::from_json(deployment("d", 2)).unwrap();
-        assert_eq!(slim.meta().owner_references().len(), 1);
+        assert_eq!(slim.owner_references().len(), 1);
         assert_eq!(slim.meta().resource_version.as_deref(), Some("7"));
         assert!(slim.meta().labels.is_none(), "labels live in the JSON text");
         let json = slim.to_json().unwrap();
@@ -609,6 +657,16 @@ mod tests {
         item.as_object_mut().unwrap().remove("kind");
         let slim: Slim<Deployment> = serde_json::from_value(item).unwrap();
         assert_eq!(slim.to_json().unwrap()["kind"], "Deployment");
+    }
+
+    #[test]
+    fn packing_restores_the_json_exactly() {
+        let json = deployment("b1-reader", 2).to_string();
+        let labelled = r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"cachebridge-operator","app.kubernetes.io/instance":"b1"}},"x":"tab\there \u0001"}"#;
+        for text in [json.as_str(), labelled, "", "{}"] {
+            assert_eq!(unpack(&pack(text)), text);
+        }
+        assert!(pack(labelled).len() < labelled.len() / 2);
     }
 
     fn slim(name: &str, replicas: i32) -> Slim<Deployment> {
