@@ -570,7 +570,12 @@ async fn serve_backend(bridges: usize, redis_url: String) {
                 }
             }),
         )
-        .fallback(move |request: axum::extract::Request| forward(client.clone(), request));
+        .fallback({
+            let snapshot = Snapshot::default();
+            move |request: axum::extract::Request| {
+                forward(client.clone(), Arc::clone(&snapshot), request)
+            }
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -582,10 +587,20 @@ async fn serve_backend(bridges: usize, redis_url: String) {
     axum::serve(listener, app).await.expect("serve");
 }
 
+/// The listing whose pages are being served, by the request for the whole
+/// listing. A real API server serves a listing's pages from one snapshot
+/// too; listing everything again for each page made a re-list of 5000
+/// bridges' children quadratic in the backend.
+type Snapshot = Arc<std::sync::Mutex<Option<(String, Arc<Value>)>>>;
+
 /// One API request, handed to the in-memory backend as it came, except
 /// that listings are paged here: kube-fake-client truncates at `limit` and
 /// returns no `continue` token, where a real API server pages.
-async fn forward(client: Client, request: axum::extract::Request) -> axum::response::Response {
+async fn forward(
+    client: Client,
+    snapshot: Snapshot,
+    request: axum::extract::Request,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, usize::MAX).await {
@@ -593,7 +608,13 @@ async fn forward(client: Client, request: axum::extract::Request) -> axum::respo
         Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let page = page_asked(&parts.uri);
-    if let Some((_, whole)) = &page {
+    if let Some((page, whole)) = &page {
+        // The next page of the listing being served: from its snapshot.
+        let taken = snapshot.lock().expect("snapshot").clone();
+        let same = |(uri, _): &(String, Arc<Value>)| page.offset > 0 && *uri == whole.to_string();
+        if let Some((_, list)) = taken.filter(same) {
+            return axum::Json(page.of(&list)).into_response();
+        }
         parts.uri = whole.clone();
     }
     let request = axum::http::Request::from_parts(parts, kube::client::Body::from(body));
@@ -603,16 +624,15 @@ async fn forward(client: Client, request: axum::extract::Request) -> axum::respo
             return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
     };
-    let Some((page, _)) = page.filter(|_| response.status().is_success()) else {
+    let Some((page, whole)) = page.filter(|_| response.status().is_success()) else {
         return response.map(axum::body::Body::new);
     };
-    let (parts, body) = response.into_parts();
-    let whole = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
+    let bytes = axum::body::to_bytes(axum::body::Body::new(response.into_body()), usize::MAX)
         .await
         .expect("a listing");
-    let mut list: Value = serde_json::from_slice(&whole).expect("a JSON listing");
-    page.cut(&mut list);
-    axum::http::Response::from_parts(parts, axum::body::Body::from(list.to_string()))
+    let list: Arc<Value> = Arc::new(serde_json::from_slice(&bytes).expect("a JSON listing"));
+    *snapshot.lock().expect("snapshot") = Some((whole.to_string(), Arc::clone(&list)));
+    axum::Json(page.of(&list)).into_response()
 }
 
 /// One page of a listing: `limit` objects from `offset` (the `continue` token).
@@ -647,17 +667,23 @@ fn page_asked(uri: &axum::http::Uri) -> Option<(Page, axum::http::Uri)> {
 }
 
 impl Page {
-    /// Cuts a whole listing down to this page, with the next page's token.
-    fn cut(&self, list: &mut Value) {
-        let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
-            return;
-        };
-        let total = items.len();
-        let end = (self.offset + self.limit).min(total);
-        *items = items.drain(self.offset.min(end)..end).collect();
-        if end < total {
-            list["metadata"]["continue"] = end.to_string().into();
+    /// This page of a whole listing, with the next page's token.
+    fn of(&self, list: &Value) -> Value {
+        let items = list["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let end = (self.offset + self.limit).min(items.len());
+        let mut page = json!({
+            "kind": list["kind"],
+            "apiVersion": list["apiVersion"],
+            "metadata": list["metadata"],
+            "items": items[self.offset.min(end)..end],
+        });
+        if end < items.len() {
+            page["metadata"]["continue"] = end.to_string().into();
         }
+        page
     }
 }
 
