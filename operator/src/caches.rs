@@ -36,9 +36,9 @@
 //! copies, even briefly, were most of the operator's memory at 1000 bridges
 //! (operator/BENCHMARKS.md). A Slim copy also leaves out what no reconcile
 //! reads: `managedFields` (often as large as the object), the uid and
-//! creation time, `apiVersion` and
-//! `kind` (constants of the kind), and the `status` of every kind but the
-//! workloads.
+//! creation time, `apiVersion` and `kind` (constants of the kind), and the
+//! `status` of every kind but the workloads; and it packs the labels and
+//! annotations every child repeats into a byte each ([`pack`]).
 //!
 //! Listings are paged ([`PAGE_SIZE`] objects, as kube's watcher does), and a
 //! re-list after the first replaces cached objects one by one rather than
