@@ -10,7 +10,7 @@
 //! when it changes meaningfully (see `stats::settle`).
 
 use crate::apply;
-use crate::caches::{self, CacheWriters, Caches};
+use crate::caches::{self, CacheWriters, Caches, Slim};
 use crate::desired::{self, Settings};
 use crate::error::{Error, Result};
 use crate::events;
@@ -115,6 +115,14 @@ impl Context {
         let filled = writers.fill_from(&self.client, namespace).await;
         *self.writers() = Some(writers);
         filled
+    }
+
+    /// Empties the caches, tables included (the benchmark measures their
+    /// heap with it). Does nothing once [`run`] has taken the writers.
+    pub fn empty_caches(&self) {
+        if let Some(writers) = self.writers().as_mut() {
+            writers.empty();
+        }
     }
 
     fn writers(&self) -> std::sync::MutexGuard<'_, Option<CacheWriters>> {
@@ -366,6 +374,12 @@ pub fn trigger_hash(cb: &CacheBridge) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// What the bridges' store keeps of a bridge: all but its `managedFields`,
+/// which no reconcile reads and which grow with every writer of the object.
+pub fn slim_bridge(cb: &mut CacheBridge) {
+    cb.metadata.managed_fields = None;
+}
+
 /// Runs the controller until `shutdown` resolves.
 ///
 /// Watches (their traffic is not API reads by the reconcile): CacheBridges,
@@ -387,6 +401,7 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
+    .modify(slim_bridge)
     .reflect(bridge_writer)
     .inspect_ok({
         let metrics = Arc::clone(&ctx.metrics);
@@ -400,20 +415,20 @@ pub async fn run(
     .applied_objects()
     .predicate_filter(trigger_hash, Default::default());
     Controller::for_stream(bridge_events, bridges)
-        .owns_stream(caches::watch(scope.api::<StatefulSet>(client.clone()), w.stateful_sets))
-        .owns_stream(caches::watch(scope.api::<Deployment>(client.clone()), w.deployments))
-        .owns_stream(caches::watch(scope.api::<Service>(client.clone()), w.services))
-        .owns_stream(caches::watch(scope.api::<ConfigMap>(client.clone()), w.config_maps))
-        .owns_stream(caches::watch(scope.api::<NetworkPolicy>(client.clone()), w.network_policies))
+        .owns_stream(caches::watch(scope.api::<Slim<StatefulSet>>(client.clone()), w.stateful_sets))
+        .owns_stream(caches::watch(scope.api::<Slim<Deployment>>(client.clone()), w.deployments))
+        .owns_stream(caches::watch(scope.api::<Slim<Service>>(client.clone()), w.services))
+        .owns_stream(caches::watch(scope.api::<Slim<ConfigMap>>(client.clone()), w.config_maps))
+        .owns_stream(caches::watch(scope.api::<Slim<NetworkPolicy>>(client.clone()), w.network_policies))
         .owns_stream(caches::watch(
-            scope.api::<PodDisruptionBudget>(client.clone()),
+            scope.api::<Slim<PodDisruptionBudget>>(client.clone()),
             w.pod_disruption_budgets,
         ))
-        .owns_stream(caches::watch(scope.api::<ServiceAccount>(client.clone()), w.service_accounts))
-        .owns_stream(caches::watch(scope.api::<Role>(client.clone()), w.roles))
-        .owns_stream(caches::watch(scope.api::<RoleBinding>(client.clone()), w.role_bindings))
+        .owns_stream(caches::watch(scope.api::<Slim<ServiceAccount>>(client.clone()), w.service_accounts))
+        .owns_stream(caches::watch(scope.api::<Slim<Role>>(client.clone()), w.roles))
+        .owns_stream(caches::watch(scope.api::<Slim<RoleBinding>>(client.clone()), w.role_bindings))
         .owns_stream(caches::watch(
-            scope.api::<HorizontalPodAutoscaler>(client.clone()),
+            scope.api::<Slim<HorizontalPodAutoscaler>>(client.clone()),
             w.horizontal_pod_autoscalers,
         ))
         // Pods are not watched: a failover shows in the StatefulSets' ready

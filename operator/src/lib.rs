@@ -36,5 +36,22 @@ pub mod validate;
 
 pub use error::{Error, Result};
 
+/// The operator binary's allocator; the benchmark counts through the same
+/// one, so the memory it reports is what the binary would hold: jemalloc
+/// (as the dataplane), configured by [`JEMALLOC_CONF`].
+pub type Allocator = tikv_jemallocator::Jemalloc;
+pub const ALLOCATOR: Allocator = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's configuration, read by jemalloc at start: freed pages go back
+/// to the system at once. The operator's memory is mostly caches that
+/// change little, with short bursts (a listing page, a pass of reconciles)
+/// on top; returning a burst's pages right away keeps the peak near what is
+/// really live (at 1000 bridges, glibc's malloc peaked at 73 MiB, jemalloc
+/// with its default 10 s decay at 77 MiB, and like this at 64 MiB: see
+/// operator/BENCHMARKS.md). `_RJEM_MALLOC_CONF` in the environment still
+/// overrides it.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static JEMALLOC_CONF: &[u8; 34] = b"dirty_decay_ms:0,muzzy_decay_ms:0\0";
+
 /// The field manager of every server-side apply this operator makes.
 pub const FIELD_MANAGER: &str = "cachebridge-operator";

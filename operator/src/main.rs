@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
+#[global_allocator]
+static ALLOCATOR: cachebridge_operator::Allocator = cachebridge_operator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cachebridge-operator",
