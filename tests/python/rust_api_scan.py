@@ -325,9 +325,16 @@ class Scanner:
                 errors.append(f"{fn.id}: a watch on an Api whose kind is not visible: {m.group(0)!r}")
                 continue
             uses.append((type_name, "", ("list", "watch")))
+        # `caches::watch(scope.api::<Slim<K>>(…), …)`: a watch of K (the generic
+        # `watcher(` inside `caches::watch` is attributed here, at its callers).
+        for m in re.finditer(rf"caches::watch\s*\(\s*[\w.]+\.api::<\s*Slim<\s*{TYPE}\s*>\s*>", text):
+            uses.append((m.group(1), "", ("list", "watch")))
+        generic_slim = re.search(r"Api<\s*Slim<\s*(\w+)\s*>\s*>", fn.signature)
         for m in re.finditer(r"\b(?:watcher|metadata_watcher|reflector)\s*\(", text):
             api = re.match(rf"\s*(?:[\w.]+\.api::<\s*{TYPE}\s*>\(|(\w+)\s*[,)])", text[m.end():])
             type_name = api and (api.group(1) or bound.get(api.group(2) or ""))
+            if not type_name and generic_slim and generic_slim.group(1) in fn.generics:
+                continue
             if m.group(0).startswith("reflector") or not type_name:
                 errors.append(f"{fn.id}: `{m.group(0)}` is a watch the scanner does not attribute yet")
                 continue
