@@ -69,7 +69,7 @@ impl Proc {
         }
     }
 
-    /// The median of looks at `/proc` over ten seconds, so neither one
+    /// Looks at `/proc` over ten seconds (RSS: the lowest; descriptors: the median), so neither one
     /// reconnect under way nor the moment in the writer's publish cycle
     /// decides the verdict (its RSS swings between ~42 and ~66 MB within each
     /// second: every price history, ~3.5 MB, is serialized and copied on its
@@ -87,7 +87,10 @@ impl Proc {
             v.sort_unstable();
             v[v.len() / 2]
         };
-        let (rss_kib, fds) = (median(|s| s.rss_kib), median(|s| s.fds));
+        // RSS: the lowest look, the floor of the writer's sawtooth, which is
+        // what a leak raises; its peaks only say where in the cycle a look fell.
+        let rss_kib = looks.iter().map(|s| s.rss_kib).min().unwrap_or(0);
+        let fds = median(|s| s.fds);
         let kinds = looks
             .into_iter()
             .find(|s| s.fds == fds)
