@@ -77,6 +77,11 @@ impl Server {
     }
 
     /// Whether the process still runs (not killed, not exited).
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

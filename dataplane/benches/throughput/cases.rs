@@ -42,7 +42,7 @@ impl Settings {
             rounds: 5,
             round: Duration::from_secs(3),
             warmup: Duration::from_secs(1),
-            half_load_rounds: 3,
+            half_load_rounds: 7,
             half_load_warmup: Duration::from_millis(500),
             half_load_measure: Duration::from_secs(3),
             quick: false,

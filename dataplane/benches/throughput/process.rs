@@ -50,10 +50,24 @@ impl Pinning {
         }
     }
 
+    /// Moves a running process (every thread of it) to `cpu`, when pinning works.
+    pub fn pin(self, pid: u32, cpu: usize) {
+        if self == Pinning::Pinned {
+            let status = Command::new("taskset")
+                .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+                .stdout(Stdio::null())
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "taskset could not move process {pid} to CPU {cpu}"
+            );
+        }
+    }
+
     pub fn describe(self) -> String {
         match self {
             Pinning::Pinned => format!(
-                "pinned with `taskset`: the server under test on CPU {SERVER_CPU}, the load generator on CPU {LOAD_CPU}"
+                "pinned with `taskset`: the server under test on CPU {SERVER_CPU}; the load generator, the writer and Memcached on CPU {LOAD_CPU}; Redis unpinned (the Redis path's reference needs it as much as the reader)"
             ),
             Pinning::Unpinned(why) => format!("**not pinned** ({why}): figures are noisier"),
         }

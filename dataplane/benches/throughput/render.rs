@@ -308,6 +308,11 @@ the reference answers exactly that: the "Answer" column is its size. Reader
 and reference never run at the same time; they take turns on the same CPU
 under the same load from the other CPU, the reader first in odd rounds and
 second in even ones, so drift and other work on the machine hit both.
+The writer and Memcached run on the load CPU: on two CPUs their bursts at
+every publish would otherwise preempt the measured server (reader or
+reference alike) and make the p99 figures mostly noise. Redis is left
+unpinned: the Redis path's reference needs it as much as the reader, and
+on the load CPU, beside `wrk`, it would cap both.
 
 - **Maximum throughput**: `wrk` keeps {connections} connections busy (closed
   loop) for {round} s per round; the table gives medians over {rounds} rounds
@@ -322,10 +327,11 @@ second in even ones, so drift and other work on the machine hit both.
 - **L1 hit ratio**: the reader's look-up counters from `/metrics`, read
   before and after each of its closed-loop rounds.
 - **Redis round trips**: Redis's `INFO commandstats` count of `GET` calls
-  before and after each closed-loop round. The reader's cache lets
-  concurrent misses of one key share one fetch (single flight), so under
-  {connections} connections asking for the same key it can need fewer than
-  one `GET` per request; the reference always does one.
+  before and after each closed-loop round. With L1 on, the reader's cache
+  lets concurrent misses of one key share one fetch (single flight), so
+  under {connections} connections asking for the same key it can need fewer
+  than one `GET` per request; the reference always does one, and so does
+  the reader with L1 off.
 
 The cases:
 
@@ -347,7 +353,7 @@ The cases:
   the writer publishing; requests ask for the ticker of every symbol in
   turn (a wrk script; the open-loop generator likewise), so no two
   requests in flight want the same key and single flight cannot merge
-  them. The reference does one Redis `GET` per request of a key holding
+  them (with L1 off there is none anyway). The reference does one Redis `GET` per request of a key holding
   the reader's answer for that symbol, over the same kind of Redis
   connection (`redis::aio::ConnectionManager`).
 - **L1 hit, writer not publishing**: the writer replays a file of ticks of

@@ -118,11 +118,17 @@ struct Rig {
 
 impl Rig {
     fn start(settings: Settings) -> Rig {
+        let pinning = Pinning::detect();
+        let memcached = Server::memcached();
+        // Off the measured CPU, like the writer: on a 2-CPU machine their
+        // bursts (every publish) would otherwise preempt whichever server
+        // is being measured, which shows as p99 noise on both sides.
+        pinning.pin(memcached.pid().expect("memcached runs"), LOAD_CPU);
         Rig {
             settings,
-            pinning: Pinning::detect(),
+            pinning,
             redis: Server::redis(),
-            memcached: Server::memcached(),
+            memcached,
             http: Http::new(),
             logs: tempfile::tempdir().expect("a temp dir"),
         }
@@ -172,7 +178,7 @@ impl Rig {
                 "--staleness-budget=1h".into(),
             ]);
         }
-        let mut command = std::process::Command::new(BINARY);
+        let mut command = self.pinning.command(LOAD_CPU, BINARY);
         command.args(&args);
         let mut writer = Process::spawn(&format!("writer-{name}"), command, self.logs());
         if setup == Setup::Idle {
