@@ -374,3 +374,32 @@ async fn large_values_are_published_in_calls_of_bounded_size() {
     // calls, and the first one once more (Redis did not know the script yet).
     assert!((9..=11).contains(&calls), "{calls} script calls");
 }
+
+#[tokio::test]
+async fn with_l1_off_every_read_asks_the_tiers_below_and_sees_each_new_version() {
+    let redis = Server::redis();
+    let mut config = config(Some(&redis), &[]);
+    config.cache.l1_max_bytes = 0;
+    let mut writer = publisher(&config);
+    writer
+        .publish(vec![("k".into(), payload("{\"n\":1}"))], 1_000)
+        .await;
+    let r = reader(&config);
+    for _ in 0..3 {
+        let found = r.cache.get("k").await.unwrap();
+        assert_eq!(found.tier, Tier::L3, "nothing is kept in L1");
+        assert_eq!(&found.env.payload[..], b"{\"n\":1}");
+    }
+    // No coherence follower runs here: only a read that asks Redis itself
+    // can see the new version at once.
+    writer
+        .publish(vec![("k".into(), payload("{\"n\":2}"))], 2_000)
+        .await;
+    assert_eq!(&r.cache.get("k").await.unwrap().env.payload[..], b"{\"n\":2}");
+
+    let m = &r.metrics;
+    assert_eq!(m.lookup_count(Tier::L1, Outcome::miss), 4);
+    assert_eq!(m.lookup_count(Tier::L1, Outcome::hit), 0);
+    assert_eq!(m.lookup_count(Tier::L3, Outcome::hit), 4);
+    assert_eq!(r.cache.l1_entries().await, 0);
+}

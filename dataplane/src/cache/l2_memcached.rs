@@ -68,14 +68,19 @@ impl Pool {
     }
 
     async fn client(&self, timeout: Duration) -> Result<&AsyncMemcache, TierError> {
+        // Boxed: connecting is a future of kilobytes, done once per pool;
+        // inline, it would make every `get` (and each miss future above it,
+        // moved on every miss) that large.
         self.client
-            .get_or_try_init(|| async {
-                AsyncMemcache::builder()
-                    .router(StableRouter)
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .connect_async(self.servers.iter().map(String::as_str))
-                    .await
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    AsyncMemcache::builder()
+                        .router(StableRouter)
+                        .timeout(timeout)
+                        .connect_timeout(timeout)
+                        .connect_async(self.servers.iter().map(String::as_str))
+                        .await
+                })
             })
             .await
             .map_err(|e| TierError::Unavailable(e.to_string()))
@@ -116,7 +121,9 @@ impl Memcached {
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
         let pool = self.pool();
         let client = pool.client(self.timeout).await?;
-        let value: Option<Vec<u8>> = bounded(self.timeout, client.get(key)).await?;
+        // Boxed: the client's `get` is a future of kilobytes; inline, every
+        // miss future above it would be that large, and each is moved.
+        let value: Option<Vec<u8>> = bounded(self.timeout, Box::pin(client.get(key))).await?;
         Ok(value.map(Bytes::from))
     }
 
@@ -150,7 +157,8 @@ impl Memcached {
     pub async fn delete(&self, key: &str) -> Result<(), TierError> {
         let pool = self.pool();
         let client = pool.client(self.timeout).await?;
-        bounded(self.timeout, client.delete(key)).await
+        // Boxed like `get`'s call: the reader's miss path awaits this.
+        bounded(self.timeout, Box::pin(client.delete(key))).await
     }
 
     fn ttl(&self) -> Ttl {

@@ -283,7 +283,10 @@ impl RedisStore {
                 .await?;
             Ok(reply)
         };
-        self.bounded(call).await
+        // Boxed: connecting is a future of kilobytes, and inline it would
+        // make every `get`'s future (and each one above it, moved on every
+        // miss) that large for a path taken only while a slot migrates.
+        self.bounded(Box::pin(call)).await
     }
 
     pub async fn publish(
