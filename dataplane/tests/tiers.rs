@@ -395,7 +395,10 @@ async fn with_l1_off_every_read_asks_the_tiers_below_and_sees_each_new_version()
     writer
         .publish(vec![("k".into(), payload("{\"n\":2}"))], 2_000)
         .await;
-    assert_eq!(&r.cache.get("k").await.unwrap().env.payload[..], b"{\"n\":2}");
+    assert_eq!(
+        &r.cache.get("k").await.unwrap().env.payload[..],
+        b"{\"n\":2}"
+    );
 
     let m = &r.metrics;
     assert_eq!(m.lookup_count(Tier::L1, Outcome::miss), 4);
