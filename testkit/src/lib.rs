@@ -76,12 +76,12 @@ impl Server {
         Server::start_in(Kind::Sentinel, port, Vec::new(), dir)
     }
 
-    /// Whether the process still runs (not killed, not exited).
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the process still runs (not killed, not exited).
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

@@ -353,9 +353,9 @@ The cases:
   the writer publishing; requests ask for the ticker of every symbol in
   turn (a wrk script; the open-loop generator likewise), so no two
   requests in flight want the same key and single flight cannot merge
-  them (with L1 off there is none anyway). The reference does one Redis `GET` per request of a key holding
-  the reader's answer for that symbol, over the same kind of Redis
-  connection (`redis::aio::ConnectionManager`).
+  them (with L1 off there is none anyway). The reference does one Redis
+  `GET` per request of a key holding the reader's answer for that symbol,
+  over the same kind of Redis connection (`redis::aio::ConnectionManager`).
 - **L1 hit, writer not publishing**: the writer replays a file of ticks of
   the same feed at once and then sends only heartbeats (its
   `--staleness-budget 1h` stops refreshes); the reader has `--l1-ttl 1h`

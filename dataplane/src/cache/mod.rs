@@ -263,9 +263,10 @@ impl TieredCache {
     /// below any histogram bucket, and reading the clock twice would cost
     /// more than it.
     async fn l1_get(&self, logical: &str) -> Result<Lookup, Option<Arc<Envelope>>> {
-        let found = match self.l1_off {
-            true => None,
-            false => self.l1.get(logical).await,
+        let found = if self.l1_off {
+            None
+        } else {
+            self.l1.get(logical).await
         };
         let Some(cached) = found else {
             self.metrics.lookup(Tier::L1, Outcome::miss, None);
