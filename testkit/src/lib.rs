@@ -9,7 +9,7 @@
 pub mod cluster;
 pub mod sentinel;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,43 +37,38 @@ pub struct Server {
 
 impl Server {
     pub fn redis() -> Server {
-        Server::start(Kind::Redis, free_port(), Vec::new())
+        Server::on_free_port(Kind::Redis, |_, _| Vec::new())
     }
 
     /// A Redis whose default user needs this password.
     pub fn redis_with_password(password: &str) -> Server {
-        Server::start(
-            Kind::Redis,
-            free_port(),
-            vec!["--requirepass".into(), password.into()],
-        )
+        Server::on_free_port(Kind::Redis, |_, _| {
+            vec!["--requirepass".into(), password.into()]
+        })
     }
 
     /// A Redis with extra arguments chosen once its port is known (TLS).
-    pub fn redis_with(extra: impl FnOnce(u16) -> Vec<String>) -> Server {
-        let port = free_port();
-        Server::start(Kind::Redis, port, extra(port))
+    pub fn redis_with(extra: impl Fn(u16) -> Vec<String>) -> Server {
+        Server::on_free_port(Kind::Redis, |port, _| extra(port))
     }
 
     /// A Redis with fixed extra arguments, e.g. `--requirepass`.
     pub fn redis_args(extra: &[&str]) -> Server {
-        Server::start(
-            Kind::Redis,
-            free_port(),
-            extra.iter().map(|a| a.to_string()).collect(),
-        )
+        Server::on_free_port(Kind::Redis, |_, _| {
+            extra.iter().map(|a| a.to_string()).collect()
+        })
     }
 
     pub fn memcached() -> Server {
-        Server::start(Kind::Memcached, free_port(), Vec::new())
+        Server::on_free_port(Kind::Memcached, |_, _| Vec::new())
     }
 
     /// A Sentinel whose config file holds `config` (given its port).
-    pub fn sentinel(config: impl FnOnce(u16) -> String) -> Server {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join(SENTINEL_CONF), config(port)).expect("sentinel.conf");
-        Server::start_in(Kind::Sentinel, port, Vec::new(), dir)
+    pub fn sentinel(config: impl Fn(u16) -> String) -> Server {
+        Server::on_free_port(Kind::Sentinel, |port, dir| {
+            std::fs::write(dir.join(SENTINEL_CONF), config(port)).expect("sentinel.conf");
+            Vec::new()
+        })
     }
 
     /// The server's process id, while it runs.
@@ -88,20 +83,32 @@ impl Server {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    fn start(kind: Kind, port: u16, extra: Vec<String>) -> Server {
-        Server::start_in(kind, port, extra, tempfile::tempdir().expect("temp dir"))
-    }
-
-    fn start_in(kind: Kind, port: u16, extra: Vec<String>, dir: tempfile::TempDir) -> Server {
-        let mut child = spawn(kind, port, dir.path(), &extra);
-        wait_for_port(port, &mut child);
-        Server {
-            kind,
-            extra,
-            port,
-            child: Some(child),
-            _dir: dir,
+    /// Starts a server on a port [`free_port`] found free, and on another
+    /// if that one was taken meanwhile: a port is only known to be free at
+    /// the moment it was asked for, and tests run in parallel. `prepare`
+    /// gives the extra arguments for a port (and may write files into the
+    /// server's directory).
+    fn on_free_port(kind: Kind, prepare: impl Fn(u16, &Path) -> Vec<String>) -> Server {
+        const TRIES: usize = 5;
+        for _ in 0..TRIES {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let extra = prepare(port, dir.path());
+            let mut child = spawn(kind, port, dir.path(), &extra);
+            match await_listening(port, &mut child) {
+                Ok(()) => {
+                    return Server {
+                        kind,
+                        extra,
+                        port,
+                        child: Some(child),
+                        _dir: dir,
+                    };
+                }
+                Err(why) => eprintln!("testkit: {kind:?} {why}; trying another port"),
+            }
         }
+        panic!("{kind:?} could not start on any of {TRIES} free ports");
     }
 
     pub fn addr(&self) -> String {
@@ -146,7 +153,9 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         let mut child = spawn(self.kind, self.port, self._dir.path(), &self.extra);
-        wait_for_port(self.port, &mut child);
+        if let Err(why) = await_listening(self.port, &mut child) {
+            panic!("{:?} {why} on restart", self.kind);
+        }
         self.child = Some(child);
     }
 }
@@ -214,17 +223,83 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child) {
+/// Waits until `child` itself listens on `port`. A connection that is
+/// answered is not proof enough: another test's server may have taken the
+/// port first, and this one then exits, a moment later, failing to bind.
+fn await_listening(port: u16, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + PATIENCE;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+    loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("server for port {port} exited at start: {status}");
+            return Err(format!("exited at start on port {port}: {status}"));
         }
-        assert!(
-            Instant::now() < deadline,
-            "server on port {port} did not start"
-        );
+        if owns_listener(child.id(), port) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("server on port {port} did not start within {PATIENCE:?}");
+        }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` holds the socket listening on loopback `port`:
+/// the listening sockets' inodes from /proc/net/tcp{,6}, matched against
+/// the process's descriptors.
+fn owns_listener(pid: u32, port: u16) -> bool {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|link| {
+            let link = link.to_string_lossy();
+            inodes.iter().any(|i| link == format!("socket:[{i}]"))
+        })
+}
+
+/// Inodes of the sockets in LISTEN state (`0A`) on `port` in a
+/// /proc/net/tcp table.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let listening = cols.get(3) == Some(&"0A");
+            let ours = cols.get(1).is_some_and(|local| local.ends_with(&port));
+            (listening && ours).then(|| cols.get(9).map(|i| i.to_string()))?
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_started_on_a_port_it_owns() {
+        let mut redis = Server::redis();
+        assert!(owns_listener(redis.pid().unwrap(), redis.port));
+        assert!(redis.is_running());
+    }
+
+    #[test]
+    fn a_taken_port_is_not_mistaken_for_the_servers_own() {
+        // Another process listens on the port this one was told to use:
+        // answering connections there is not this server's doing.
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = holder.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = spawn(Kind::Memcached, port, dir.path(), &[]);
+        let outcome = await_listening(port, &mut child);
+        let _ = child.kill();
+        assert!(outcome.is_err(), "{outcome:?}");
     }
 }

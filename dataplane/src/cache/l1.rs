@@ -18,6 +18,19 @@ use std::time::{Duration, Instant};
 pub struct Cached {
     pub env: Arc<Envelope>,
     pub origin: Tier,
+    /// When fetching the announced version in its place last failed, for a
+    /// copy that is outdated (see `TieredCache::reload_outdated`).
+    pub failed_at: Option<Instant>,
+}
+
+impl Cached {
+    pub fn new(env: Arc<Envelope>, origin: Tier) -> Self {
+        Cached {
+            env,
+            origin,
+            failed_at: None,
+        }
+    }
 }
 
 struct JitteredTtl(Duration);

@@ -31,7 +31,7 @@ use futures::StreamExt;
 use l1::{Cached, L1};
 use l2_memcached::Memcached;
 use l3::L3;
-use moka::ops::compute::Op;
+use moka::ops::compute::{CompResult, Op};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,7 @@ pub struct Lookup {
     pub env: Arc<Envelope>,
     /// The tier that answered this request.
     pub tier: Tier,
-    /// A newer version is known but could not be had (see `never_older`):
+    /// A newer version is known but could not be had (see `reload_outdated`):
     /// served as the last resort, never as current.
     pub superseded: bool,
 }
@@ -170,13 +170,18 @@ impl TieredCache {
         Box::pin(self.get_below_l1(logical, outdated)).await
     }
 
-    /// L2, then L3; `outdated` is the copy L1 held, if it held an old one.
+    /// L2, then L3; `outdated` is the copy L1 holds, if it holds an old one.
     async fn get_below_l1(
         &self,
         logical: &str,
         outdated: Option<Arc<Envelope>>,
     ) -> Result<Lookup, Miss> {
-        let loaded = match self.load(logical).await {
+        if let Some(copy) = outdated {
+            // Boxed: rare (refresh-ahead replaces most outdated copies
+            // before anyone asks), and it holds a fetch of its own.
+            return Ok(Box::pin(self.reload_outdated(logical, copy)).await);
+        }
+        match self.load(logical).await {
             Ok(first) if first.env.version >= self.floor(logical) => Ok(first),
             // A newer version was announced while we fetched: drop what we
             // got and load once more; L3 already holds the announced version.
@@ -185,49 +190,73 @@ impl TieredCache {
                 self.load(logical).await
             }
             Err(miss) => Err(miss),
-        };
-        match outdated {
-            Some(copy) => Ok(self.never_older(logical, loaded, copy).await),
-            None => loaded,
         }
     }
 
-    /// What to answer when L1 held an older copy than announced: the loaded
-    /// value, unless the tiers below could not give one at least as new as
-    /// that copy. That happens after a failover (the new primary may lack
-    /// the last updates until the writer re-publishes them, or be away for a
-    /// moment); the copy then stays in L1 and is served (marked stale by the
-    /// reader, which is not synced meanwhile) instead of an error or a
-    /// version older than one this reader already served.
-    async fn never_older(
-        &self,
-        logical: &str,
-        loaded: Result<Lookup, Miss>,
-        copy: Arc<Envelope>,
-    ) -> Lookup {
-        if let Ok(found) = loaded
-            && found.env.version >= copy.version
-        {
-            return found;
-        }
-        let version = copy.version;
-        let kept = Cached {
-            env: Arc::clone(&copy),
-            origin: Tier::L1,
-        };
-        self.l1
-            .entry(logical.to_owned())
-            .and_compute_with(|current| async move {
-                match current {
-                    Some(c) if c.value().env.version >= version => moka::ops::compute::Op::Nop,
-                    _ => moka::ops::compute::Op::Put(kept),
+    /// Replaces an L1 copy older than the announced version, once for all
+    /// the requests that find it. The copy stays in L1 until then, and
+    /// stays if the tiers below cannot give a version at least as new: that
+    /// happens after a failover (the new primary may lack the last updates
+    /// until the writer re-publishes them, or be away for a moment). It is
+    /// then served, marked as superseded (the reader marks it stale), to
+    /// every request, instead of an error or a version older than one this
+    /// reader already served. Had it been taken out of L1 for the fetch, a
+    /// request arriving meanwhile would have found nothing to fall back on.
+    async fn reload_outdated(&self, logical: &str, copy: Arc<Envelope>) -> Lookup {
+        let floor = self.floor(logical);
+        let asked = Instant::now();
+        let last_resort = Arc::clone(&copy);
+        let outcome = self
+            .l1
+            .entry_by_ref(logical)
+            .and_compute_with(|entry| async move {
+                let held = entry.map(|e| e.into_value());
+                match held {
+                    // Another request loaded it while this one waited.
+                    Some(c) if c.env.version >= floor => Op::Nop,
+                    // Another request tried, and failed, after this one
+                    // asked: its try stands for this one's too.
+                    Some(c) if c.failed_at.is_some_and(|at| at >= asked) => Op::Nop,
+                    held => {
+                        let held = held.unwrap_or_else(|| Cached::new(copy, Tier::L1));
+                        Op::Put(self.newest(logical, floor, held).await)
+                    }
                 }
             })
             .await;
+        let (cached, fetched) = match outcome {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => (e.into_value(), true),
+            CompResult::Unchanged(e) => (e.into_value(), false),
+            // Not produced (the copy is always put back), but it is at hand.
+            CompResult::StillNone(_) | CompResult::Removed(_) => {
+                (Cached::new(last_resort, Tier::L1), false)
+            }
+        };
+        let current = cached.env.version >= floor;
         Lookup {
-            env: copy,
-            tier: Tier::L1,
-            superseded: true,
+            tier: if fetched && current {
+                cached.origin
+            } else {
+                Tier::L1
+            },
+            env: cached.env,
+            superseded: !current,
+        }
+    }
+
+    /// `floor` (or newer) from the tiers below; else the newest of what they
+    /// gave and `held`, marked as a failed try.
+    async fn newest(&self, logical: &str, floor: u64, held: Cached) -> Cached {
+        let newest = match self.fetch_below_l1(logical, floor).await {
+            Ok(fetched) if fetched.env.version >= held.env.version => fetched,
+            _ => held,
+        };
+        if newest.env.version >= floor {
+            return newest;
+        }
+        Cached {
+            failed_at: Some(Instant::now()),
+            ..newest
         }
     }
 
@@ -258,8 +287,8 @@ impl TieredCache {
     }
 
     /// An L1 hit, or why not: `Err(Some(copy))` for a copy older than the
-    /// announced version (taken out of L1; kept by the caller as a last
-    /// resort). Not timed: an L1 look-up takes well under a microsecond,
+    /// announced version (left in L1: the last resort of every request until
+    /// `reload_outdated` replaces it). Not timed: an L1 look-up takes well under a microsecond,
     /// below any histogram bucket, and reading the clock twice would cost
     /// more than it.
     async fn l1_get(&self, logical: &str) -> Result<Lookup, Option<Arc<Envelope>>> {
@@ -274,7 +303,6 @@ impl TieredCache {
         };
         if cached.env.version < self.floor(logical) {
             self.metrics.lookup(Tier::L1, Outcome::outdated, None);
-            self.l1.invalidate(logical).await;
             return Err(Some(cached.env));
         }
         self.metrics.lookup(Tier::L1, Outcome::hit, None);
@@ -292,19 +320,13 @@ impl TieredCache {
         if let Some(l2) = &self.l2
             && let Some(env) = self.fetch_l2(l2, &physical, floor).await
         {
-            return Ok(Cached {
-                env: Arc::new(env),
-                origin: Tier::L2,
-            });
+            return Ok(Cached::new(Arc::new(env), Tier::L2));
         }
         let env = self.fetch_l3(&physical).await?;
         if let Some(l2) = &self.l2 {
             self.backfill_l2(l2, physical, &env);
         }
-        Ok(Cached {
-            env: Arc::new(env),
-            origin: Tier::L3,
-        })
+        Ok(Cached::new(Arc::new(env), Tier::L3))
     }
 
     async fn fetch_l2(
@@ -440,7 +462,7 @@ impl TieredCache {
     /// copy this reader had before it learnt of the update; after, never an
     /// older one as current. If the new version cannot be had (a failover
     /// left the new primary behind), the old copy stays as the last resort
-    /// `never_older` serves, marked as superseded.
+    /// `reload_outdated` serves, marked as superseded.
     pub async fn announce(&self, logical: &str, version: u64) {
         if version <= self.floor(logical) {
             return;
@@ -490,7 +512,7 @@ impl TieredCache {
             })
             .await;
         let reason = match outcome {
-            moka::ops::compute::CompResult::ReplacedWith(_) => "refreshed",
+            CompResult::ReplacedWith(_) => "refreshed",
             _ if failed.into_inner() => "failed",
             _ => "unchanged",
         };
@@ -536,6 +558,47 @@ mod tests {
             (3, Duration::from_secs(1)),
             Arc::new(Metrics::new()),
         )
+    }
+
+    /// A cache whose L3 is a Redis nobody listens on: every call fails.
+    fn unreachable_l3() -> TieredCache {
+        let keys = Keys::new("t:");
+        let target = l3::redis::RedisTarget {
+            url: "redis://127.0.0.1:1",
+            username: None,
+            password: None,
+        };
+        let (timeout, ttl) = (Duration::from_millis(200), Duration::from_secs(60));
+        let store = l3::redis::RedisStore::new(target, keys.clone(), timeout, ttl, 16).unwrap();
+        TieredCache::new(
+            keys,
+            l1::build(1 << 20, Duration::from_secs(30)),
+            None,
+            Arc::new(L3::Redis(Box::new(store))),
+            (3, Duration::from_secs(1)),
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_all_get_the_last_resort_copy() {
+        let cache = unreachable_l3();
+        let copy = Cached::new(Arc::new(Envelope::new(1, 0, "v1")), Tier::L3);
+        cache.l1.insert("k".to_owned(), copy).await;
+        // Version 2 is announced but cannot be fetched (after a failover,
+        // the new primary may lack it): the refresh fails, the copy stays.
+        cache.announce("k", 2).await;
+        assert_eq!(cache.floor("k"), 2);
+        // Every request at once, as a burst after a failover would: each
+        // must get the copy, none a miss because another request had taken
+        // the copy out of L1 while it tried the tiers below.
+        let answers = futures::future::join_all((0..32).map(|_| cache.get("k"))).await;
+        for answer in answers {
+            let found = answer.expect("the last-resort copy, not a miss");
+            assert_eq!((found.env.version, found.superseded), (1, true));
+        }
+        // And a later request still finds it.
+        assert_eq!(cache.get("k").await.unwrap().env.version, 1);
     }
 
     #[test]

@@ -110,7 +110,12 @@ impl SteadyClient {
                     let _ = r.bytes().await;
                     self.tally.ok.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(r) => self.tally.fail(format!("{at} s, {url}: {}", r.status())),
+                Ok(r) => {
+                    // The body says why (a problem+json detail): keep it.
+                    let status = r.status();
+                    let why = r.text().await.unwrap_or_default();
+                    self.tally.fail(format!("{at} s, {url}: {status} {why}"));
+                }
                 Err(e) => self.tally.fail(format!("{at} s, {url}: {e}")),
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
