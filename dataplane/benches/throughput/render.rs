@@ -51,6 +51,11 @@ fn med(values: impl Iterator<Item = f64>) -> f64 {
     median(&values.collect::<Vec<_>>()).unwrap_or(f64::NAN)
 }
 
+/// The lowest and highest of some per-round ratios.
+fn range(ratios: impl Iterator<Item = f64>) -> (f64, f64) {
+    ratios.fold((f64::INFINITY, 0.0), |(lo, hi), r| (lo.min(r), hi.max(r)))
+}
+
 fn med_ns(values: impl Iterator<Item = u64>) -> u64 {
     med(values.map(|v| v as f64)) as u64
 }
@@ -70,14 +75,12 @@ fn throughput_table(results: &[CaseResult], settings: &Settings) -> String {
         let rate = |s: &[Saturation]| med(s.iter().map(|s| s.requests_per_sec));
         let (ours, theirs) = (rate(&r.reader), rate(&r.reference));
         let ratio = ours / theirs;
-        let per_round: Vec<f64> = r
-            .reader
-            .iter()
-            .zip(&r.reference)
-            .map(|(a, b)| a.requests_per_sec / b.requests_per_sec)
-            .collect();
-        let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = per_round.iter().copied().fold(0.0, f64::max);
+        let (lo, hi) = range(
+            r.reader
+                .iter()
+                .zip(&r.reference)
+                .map(|(a, b)| a.requests_per_sec / b.requests_per_sec),
+        );
         let lat = |s: &[Saturation]| {
             format!(
                 "{} / {}",
@@ -151,7 +154,7 @@ fn half_load_table(results: &[CaseResult], settings: &Settings) -> String {
         settings.half_load_warmup.as_millis(),
         settings.half_load_rounds
     );
-    out.push_str("| Case | Rate req/s | Reader p50 / p99 µs | Reference p50 / p99 µs | p99 reader / reference | Target | Result |\n");
+    out.push_str("| Case | Rate req/s | Reader p50 / p99 µs | Reference p50 / p99 µs | p99 reader / reference (rounds) | Target | Result |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---|\n");
     for r in results {
         let p = |s: &[FixedRate], f: fn(&FixedRate) -> u64| med_ns(s.iter().map(f));
@@ -164,6 +167,13 @@ fn half_load_table(results: &[CaseResult], settings: &Settings) -> String {
             p(&r.half_reference, |f| f.p99_ns),
         );
         let ratio = ours99 as f64 / theirs99 as f64;
+        // Each reader round beside the reference round next to it in time.
+        let (lo, hi) = range(
+            r.half_reader
+                .iter()
+                .zip(&r.half_reference)
+                .map(|(a, b)| a.p99_ns as f64 / b.p99_ns as f64),
+        );
         let kept = r
             .half_reader
             .iter()
@@ -176,7 +186,7 @@ fn half_load_table(results: &[CaseResult], settings: &Settings) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} / {} | **{ratio:.2}** | ≤ {MAX_P99_RATIO:.1} | {result} |",
+            "| {} | {} | {} / {} | {} / {} | **{ratio:.2}** ({lo:.2}–{hi:.2}) | ≤ {MAX_P99_RATIO:.1} | {result} |",
             r.case.title,
             thousands(r.half_rate),
             micros(ours50),
@@ -322,8 +332,11 @@ on the load CPU, beside `wrk`, it would cap both.
   on the load CPU) sends requests at fixed times at half the reader's
   median maximum, to the reader and then the reference at the same rate;
   each latency counts from when its request was due, so a stall is charged
-  to every request it delayed. A round whose generator could not keep the
-  rate (answered < 97 % of due requests, or errors) fails the case.
+  to every request it delayed. The ratio is of the two medians; beside it,
+  the range of the per-round ratios (each reader round against the
+  reference round next to it in time), which shows how much of a p99 on
+  two CPUs is the machine's noise. A round whose generator could not keep
+  the rate (answered < 97 % of due requests, or errors) fails the case.
 - **L1 hit ratio**: the reader's look-up counters from `/metrics`, read
   before and after each of its closed-loop rounds.
 - **Redis round trips**: Redis's `INFO commandstats` count of `GET` calls
