@@ -319,9 +319,17 @@ fn follow_sentinel(b: &Bridge, redis: &ManagedRedis, failover: &Failover) -> Str
 }
 
 /// Long enough for the Sentinels to notice the primary is down and promote
-/// a replica: twice `downAfter`, plus ten seconds for the failover itself.
+/// a replica even when their first attempt fails: twice `downAfter`, then
+/// twice `failoverTimeout` (Sentinel's pause before it tries again), plus
+/// ten seconds for the failover itself.
+///
+/// A first attempt fails on a split vote, or when the elected leader has
+/// not yet learned of the replica (each Sentinel learns of replicas only
+/// from the primary's `INFO`, every 10 s): `-failover-abort-no-good-slave`.
+/// A shorter wait would let the empty pod give up before the retry and
+/// serve its emptiness as the primary.
 pub fn empty_primary_wait_seconds(failover: &Failover) -> u64 {
-    failover.down_after.as_secs() * 2 + 10
+    failover.down_after.as_secs() * 2 + failover.failover_timeout.as_secs() * 2 + 10
 }
 
 /// Three quarters of the memory limit, evicting only keys with a TTL (the
