@@ -115,13 +115,16 @@ pub struct ManagedRedis {
 pub struct SentinelSettings {
     /// How long the primary must be unreachable before a Sentinel considers
     /// it down (`down-after-milliseconds`). Shorter fails over sooner, but a
-    /// slow network or a long pause may then cause a needless failover.
+    /// slow network or a long pause may then cause a needless failover; 2s
+    /// or more also avoids a second failover right after the first.
     #[serde(default = "defaults::sentinel_down_after")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('10m')").message("redis.managed.sentinel.downAfter must be between 1s and 10m"))]
     pub down_after: String,
     /// How long a failover may take before another Sentinel retries it
-    /// (`failover-timeout`).
+    /// (`failover-timeout`); a failed attempt is retried after twice this.
+    /// Without persistence, a restarted primary waits up to
+    /// 2 × downAfter + 2 × failoverTimeout + 10s for a replica's promotion.
     #[serde(default = "defaults::sentinel_failover_timeout")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('10s') && duration(self) <= duration('1h')").message("redis.managed.sentinel.failoverTimeout must be between 10s and 1h"))]
