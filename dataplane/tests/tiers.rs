@@ -220,6 +220,43 @@ async fn redis_down_is_served_from_l1_and_l2_and_absent_data_says_unreachable() 
     }
 }
 
+/// After a Redis restart the writer re-publishes every key under new
+/// versions; a reader that hears of them while Redis is away again, for a
+/// key it did not hold in L1, has only Memcached's older value. It serves
+/// that, marked superseded, instead of a 503 (seen in the soak).
+#[tokio::test]
+async fn redis_down_after_a_newer_version_is_announced_serves_the_older_l2_value_as_superseded() {
+    let (mut redis, memcached) = (Server::redis(), Server::memcached());
+    let config = config(Some(&redis), &[&memcached]);
+    publisher(&config)
+        .publish(vec![("a".into(), payload("1"))], 1_000)
+        .await;
+    let in_l2 = l2_value(&config, "a").await.expect("the writer filled L2");
+    let cold = reader(&config);
+    cold.cache.announce("a", in_l2.version + 1).await;
+    redis.kill();
+
+    for _ in 0..2 {
+        let found = cold
+            .cache
+            .get("a")
+            .await
+            .expect("the older value, not a miss");
+        assert!(
+            found.superseded,
+            "served as the last resort, never as current"
+        );
+        assert_eq!(found.env.version, in_l2.version);
+        assert_eq!(found.env.payload, in_l2.payload);
+    }
+    assert!(cold.metrics.lookup_count(Tier::L2, Outcome::outdated) >= 1);
+    // A key Memcached never had is still honestly unreachable.
+    assert!(matches!(
+        cold.cache.get("b").await,
+        Err(Miss::Unreachable(_))
+    ));
+}
+
 #[tokio::test]
 async fn the_writer_holds_values_while_redis_is_down_and_flushes_them_after() {
     let (mut redis, memcached) = (Server::redis(), Server::memcached());

@@ -76,6 +76,16 @@ pub enum Miss {
     Unreachable(String),
 }
 
+/// What Memcached had for a key, as `fetch_below_l1` weighs it.
+enum FromL2 {
+    /// At least the version asked for.
+    Current(Envelope),
+    /// Older: passed over for Redis's, kept in case Redis cannot answer.
+    Older(Envelope),
+    /// No value, a corrupt one, or Memcached is down.
+    Nothing,
+}
+
 /// A remote tier with its circuit breaker.
 struct Guarded<T> {
     tier: Tier,
@@ -264,7 +274,9 @@ impl TieredCache {
         }
     }
 
-    /// The value from the tiers below, put into L1 (unless it is off).
+    /// The value from the tiers below, put into L1 (unless it is off);
+    /// superseded when only an older one could be had (see
+    /// `fetch_below_l1`), which then waits in L1 for `reload_outdated`.
     async fn load(&self, logical: &str) -> Result<Lookup, Miss> {
         let cached = if self.l1_off {
             self.fetch_below_l1(logical, self.floor(logical)).await?
@@ -272,9 +284,9 @@ impl TieredCache {
             self.load_into_l1(logical).await?
         };
         Ok(Lookup {
+            superseded: cached.env.version < self.floor(logical),
             env: cached.env,
             tier: cached.origin,
-            superseded: false,
         })
     }
 
@@ -319,41 +331,57 @@ impl TieredCache {
 
     /// L2 (if it has `floor` or newer), then L3; runs once per key however
     /// many requests wait on it.
+    ///
+    /// An L2 value older than `floor` is passed over for L3's, but kept as
+    /// the last resort: when Redis cannot be reached (a restart, a failover
+    /// under way) it is returned, older than `floor` and marked as a failed
+    /// try, and the caller serves it as superseded. Without it, a key that
+    /// was not in L1 when a newer version was announced would answer 503
+    /// until Redis is back, though a real, only slightly older value is at
+    /// hand.
     async fn fetch_below_l1(&self, logical: &str, floor: u64) -> Result<Cached, Miss> {
         let physical = self.keys.value(logical);
-        if let Some(l2) = &self.l2
-            && let Some(env) = self.fetch_l2(l2, &physical, floor).await
-        {
-            return Ok(Cached::new(Arc::new(env), Tier::L2));
-        }
-        let env = self.fetch_l3(&physical).await?;
+        let mut older = None;
         if let Some(l2) = &self.l2 {
-            self.backfill_l2(l2, physical, &env);
+            match self.fetch_l2(l2, &physical, floor).await {
+                FromL2::Current(env) => return Ok(Cached::new(Arc::new(env), Tier::L2)),
+                FromL2::Older(env) => older = Some(env),
+                FromL2::Nothing => {}
+            }
         }
-        Ok(Cached::new(Arc::new(env), Tier::L3))
+        match self.fetch_l3(&physical).await {
+            Ok(env) => {
+                if let Some(l2) = &self.l2 {
+                    self.backfill_l2(l2, physical, &env);
+                }
+                Ok(Cached::new(Arc::new(env), Tier::L3))
+            }
+            Err(Miss::Unreachable(_)) if older.is_some() => Ok(Cached {
+                failed_at: Some(Instant::now()),
+                ..Cached::new(Arc::new(older.expect("checked")), Tier::L2)
+            }),
+            Err(miss) => Err(miss),
+        }
     }
 
-    async fn fetch_l2(
-        &self,
-        l2: &Guarded<Arc<Memcached>>,
-        physical: &str,
-        floor: u64,
-    ) -> Option<Envelope> {
-        let raw = self.call(l2, l2.inner.get(physical)).await.ok()??;
+    async fn fetch_l2(&self, l2: &Guarded<Arc<Memcached>>, physical: &str, floor: u64) -> FromL2 {
+        let Ok(Some(raw)) = self.call(l2, l2.inner.get(physical)).await else {
+            return FromL2::Nothing;
+        };
         match Envelope::decode(raw) {
             Ok(env) if env.version >= floor => {
                 self.metrics.lookup(Tier::L2, Outcome::hit, None);
-                Some(env)
+                FromL2::Current(env)
             }
-            Ok(_) => {
+            Ok(env) => {
                 self.metrics.lookup(Tier::L2, Outcome::outdated, None);
-                None
+                FromL2::Older(env)
             }
             Err(e) => {
                 tracing::warn!(key = physical, error = %e, "corrupt value in L2; dropping it");
                 self.metrics.lookup(Tier::L2, Outcome::corrupt, None);
                 let _ = l2.inner.delete(physical).await;
-                None
+                FromL2::Nothing
             }
         }
     }

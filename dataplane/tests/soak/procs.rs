@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cachebridge-dataplane");
+/// `MALLOC_CONF` of the binary's jemalloc (tikv-jemallocator prefixes its
+/// symbols with `_rjem_`, and the variable's name with them).
+const JEMALLOC_CONF_VAR: &str = "_RJEM_MALLOC_CONF";
 
 /// One dataplane process, killed on drop.
 pub struct Proc {
@@ -57,6 +60,10 @@ impl Proc {
         let child = Command::new(BIN)
             .args(args)
             .env_remove("RUST_LOG")
+            // jemalloc returns freed pages at once instead of over its 10 s
+            // decay, so RSS follows live memory (what a leak raises) rather
+            // than where the writer's publish sawtooth was when it was read.
+            .env(JEMALLOC_CONF_VAR, "dirty_decay_ms:0,muzzy_decay_ms:0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
