@@ -135,7 +135,8 @@ impl Cluster {
                 &format!("me={}", REDIS_IPS[i]),
             )
             .replace("$(hostname)", &format!("quotes-redis-{i}"));
-        self.redis[i] = Some(spawn(&script, &self.path(&format!("redis-{i}.log"))));
+        let log = self.path(&format!("redis-{i}.log"));
+        self.redis[i] = Some(spawn(&script, &log));
     }
 
     fn kill_redis(&mut self, i: usize) {
@@ -200,6 +201,18 @@ impl Cluster {
         ask.await.unwrap_or(0)
     }
 
+    /// What the servers said, for a failed run: the only record of what
+    /// the Sentinels decided and when.
+    fn print_logs(&self) {
+        let names = (0..2)
+            .map(|i| format!("redis-{i}.log"))
+            .chain((0..3).map(|j| format!("sentinel-{j}.log")));
+        for name in names {
+            let text = std::fs::read_to_string(self.path(&name)).unwrap_or_default();
+            eprintln!("----- {name} -----\n{text}");
+        }
+    }
+
     fn redis_url(&self, i: usize) -> String {
         format!(
             "redis://default:{ADMIN_PASSWORD}@{}:{}",
@@ -229,20 +242,6 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             self.print_logs();
-        }
-    }
-}
-
-impl Cluster {
-    /// What the servers said, for a failed run: the only record of what
-    /// the Sentinels decided and when.
-    fn print_logs(&self) {
-        let names = (0..2)
-            .map(|i| format!("redis-{i}.log"))
-            .chain((0..3).map(|j| format!("sentinel-{j}.log")));
-        for name in names {
-            let text = std::fs::read_to_string(self.path(&name)).unwrap_or_default();
-            eprintln!("----- {name} -----\n{text}");
         }
     }
 }
@@ -346,10 +345,9 @@ async fn sentinels_fail_over_and_a_restarted_primary_rejoins_as_a_replica() {
         )
         .await;
     }
-    let sentinel_url = cluster.sentinel_url(0);
 
     // The clients' user may ask, not steer.
-    let client = redis::Client::open(sentinel_url.as_str()).unwrap();
+    let client = redis::Client::open(cluster.sentinel_url(0)).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     for forbidden in [
         vec!["SENTINEL", "FAILOVER", "quotes"],

@@ -31,6 +31,14 @@ impl Cached {
             failed_at: None,
         }
     }
+
+    /// This copy, recorded as what a fetch of a newer version got instead.
+    pub fn failed_now(self) -> Self {
+        Cached {
+            failed_at: Some(Instant::now()),
+            ..self
+        }
+    }
 }
 
 struct JitteredTtl(Duration);

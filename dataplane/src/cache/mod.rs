@@ -268,10 +268,7 @@ impl TieredCache {
         if newest.env.version >= floor {
             return newest;
         }
-        Cached {
-            failed_at: Some(Instant::now()),
-            ..newest
-        }
+        newest.failed_now()
     }
 
     /// The value from the tiers below, put into L1 (unless it is off);
@@ -349,18 +346,17 @@ impl TieredCache {
                 FromL2::Nothing => {}
             }
         }
-        match self.fetch_l3(&physical).await {
-            Ok(env) => {
+        match (self.fetch_l3(&physical).await, older) {
+            (Ok(env), _) => {
                 if let Some(l2) = &self.l2 {
                     self.backfill_l2(l2, physical, &env);
                 }
                 Ok(Cached::new(Arc::new(env), Tier::L3))
             }
-            Err(Miss::Unreachable(_)) if older.is_some() => Ok(Cached {
-                failed_at: Some(Instant::now()),
-                ..Cached::new(Arc::new(older.expect("checked")), Tier::L2)
-            }),
-            Err(miss) => Err(miss),
+            (Err(Miss::Unreachable(_)), Some(env)) => {
+                Ok(Cached::new(Arc::new(env), Tier::L2).failed_now())
+            }
+            (Err(miss), _) => Err(miss),
         }
     }
 
